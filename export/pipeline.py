@@ -1,0 +1,163 @@
+"""The export pipeline shared by every format: convert, validate, quantize, time, then commit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import keras
+import numpy as np
+from vae_export.bundle import check_target, writing_bundle
+from vae_export.checks import (
+    CALIBRATION_SAMPLES,
+    Probe,
+    calibration_feeds,
+    check_fp32,
+    check_variant,
+    make_probe,
+    measure_speed,
+)
+from vae_export.source import TrainedRun, load_run
+from vae_runtime.backends import open_model
+from vae_runtime.errors import VaeDigitsError
+from vae_runtime.manifest import ROLES, Manifest, ModelFile, TensorSpec
+from vae_runtime.quiet import native_output_silenced
+
+Report = Callable[[str], None]
+Calibration = Callable[[], dict[str, np.ndarray]]
+
+
+class Format(Protocol):
+    """How one file format converts a Keras model; see onnx.py and tflite.py."""
+
+    name: str  # the manifest's format name and the file extension
+
+    def precisions(self, role: str) -> tuple[str, ...]:
+        """fp32 first, then the variants this export writes for `role`."""
+        ...
+
+    def convert(
+        self,
+        model: keras.Model,
+        run: TrainedRun,
+        role: str,
+        precision: str,
+        path: Path,
+        calibration: Calibration,
+    ) -> None: ...
+
+    def producer(self) -> dict[str, object]: ...
+
+
+def export(
+    run_dir: Path,
+    out: Path,
+    formats: list[Format],
+    *,
+    atol: float = 1e-4,
+    force: bool = False,
+    data: str | None = None,
+    report: Report = print,
+) -> Manifest:
+    """Export run `run_dir` to bundle `out` in each of `formats`; returns the written manifest."""
+    if not atol > 0:
+        raise VaeDigitsError(f"--atol must be a positive number, not {atol}")
+    check_target(Path(out))
+    run = load_run(Path(run_dir))
+    mnist = run.load_data(data)
+    probe = make_probe(run, mnist)
+    with writing_bundle(Path(out), run, force) as bundle:
+        for file_format in formats:
+            bundle.producer.update(file_format.producer())
+            for role in ROLES:
+                model = run.encoder if role == "encoder" else run.decoder
+                calibration = lambda role=role: calibration_feeds(  # noqa: E731
+                    run, mnist, role, CALIBRATION_SAMPLES
+                )
+                fp32 = None
+                for precision in file_format.precisions(role):
+                    name = (
+                        f"{role}.{file_format.name}"
+                        if precision == "fp32"
+                        else (f"{role}.{precision}.{file_format.name}")
+                    )
+                    path = bundle.claim(name)
+                    started = time.perf_counter()
+                    with native_output_silenced():
+                        file_format.convert(model, run, role, precision, path, calibration)
+                    report(f"convert   {name:<22} {time.perf_counter() - started:6.1f}s")
+                    entry, loaded = _validated(
+                        path, file_format.name, role, precision, probe, atol, fp32, report
+                    )
+                    if precision == "fp32":
+                        fp32 = (entry, loaded)
+                    if entry is None:
+                        path.unlink()
+                    else:
+                        bundle.add(entry)
+    report(summary_table(bundle.committed))
+    return bundle.committed
+
+
+def _validated(
+    path: Path,
+    file_format: str,
+    role: str,
+    precision: str,
+    probe: Probe,
+    atol: float,
+    fp32: tuple | None,
+    report: Report,
+) -> tuple[ModelFile | None, object]:
+    """Check one written file; its manifest entry, or None when a variant is not shipped."""
+    model = open_model(path, file_format)
+    if precision == "fp32":
+        parity, within = check_fp32(model, probe, role, path.name, atol), True
+    else:
+        parity, within = check_variant(model, fp32[1], probe, role)
+    speed = measure_speed(model, probe, role)
+    note = ""
+    if precision != "fp32":
+        fp32_speed = fp32[0].speed["per_second"]
+        speed["vs_fp32"] = round(speed["per_second"] / fp32_speed, 3)
+        if speed["vs_fp32"] < 1:
+            note = f"slower than fp32 here ({speed['per_second']:g} vs {fp32_speed:g}/s): not default"
+    verdict = "ok" if within else f"over the bounds {parity['bounds']}: not shipped"
+    report(
+        f"validate  {path.name:<22} max|diff| {parity['max_abs_diff']:.2e}  "
+        f"{speed['per_second']:>9.0f}/s  {verdict}"
+    )
+    if not within:
+        return None, model
+    entry = ModelFile(
+        path=path.name,
+        role=role,
+        format=file_format,
+        precision=precision,
+        inputs=_specs(model.input_shapes),
+        outputs=_specs(model.output_shapes),
+        sha256="0" * 64,
+        size=1,
+        default=precision == "fp32",
+        parity=parity,
+        speed=speed,
+        note=note,
+    )
+    return entry, model
+
+
+def _specs(shapes: dict[str, tuple]) -> tuple[TensorSpec, ...]:
+    return tuple(TensorSpec(name, tuple(shape)) for name, shape in sorted(shapes.items()))
+
+
+def summary_table(manifest: Manifest) -> str:
+    rows = [f"{'file':<24}{'precision':<10}{'max|diff|':>11}{'PSNR dB':>9}{'per s':>10}  note"]
+    for entry in manifest.files:
+        psnr = entry.parity.get("psnr_db")
+        rows.append(
+            f"{entry.path:<24}{entry.precision:<10}{entry.parity['max_abs_diff']:>11.2e}"
+            f"{psnr if psnr is not None else '-':>9}{entry.speed['per_second']:>10.0f}  {entry.note}"
+        )
+    return "\n".join(rows)

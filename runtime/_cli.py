@@ -1,0 +1,48 @@
+"""What every vae-digits command shares: one-line errors, quiet TensorFlow, no tracebacks."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from vae_runtime.errors import VaeDigitsError
+from vae_runtime.quiet import native_output_silenced
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    prog = Path(sys.argv[0]).name or "vae-digits"
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up log (CUDA probes, absl warnings) silenced."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with native_output_silenced():
+        import tensorflow  # noqa: F401
+
+
+def run(app: typer.Typer, args: list[str] | None = None) -> NoReturn:
+    """Run a Typer app; usage errors and VaeDigitsError become one line on stderr and exit 2."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name=Path(sys.argv[0]).name, standalone_mode=False)
+    except VaeDigitsError as error:
+        fail(str(error))
+    except typer.Abort:
+        fail("aborted", 130)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        fail(f"{where}{error.strerror or error}")
+    except Exception as error:
+        # Typer vendors click, so its UsageError is not importable by a public name:
+        # every click usage error carries format_message().
+        if not hasattr(error, "format_message"):
+            raise
+        fail(" ".join(error.format_message().split()))
+    sys.exit(code if isinstance(code, int) else 0)

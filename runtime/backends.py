@@ -1,0 +1,122 @@
+"""One small class per model format, behind one protocol: named float32 arrays in and out."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from vae_runtime.errors import BundleError, VaeDigitsError
+from vae_runtime.quiet import native_output_silenced
+
+BACKENDS = ("onnx", "tflite")
+INSTALL_HINT = {
+    "onnx": 'pip install onnxruntime (it comes with "pip install vae-digits")',
+    "tflite": 'pip install "vae-digits[tflite]" (ai-edge-litert)',
+}
+
+
+class Model(Protocol):
+    """A loaded model file: `run` maps input names to arrays and returns outputs by name."""
+
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+class OnnxModel:
+    """An ONNX file in an onnxruntime InferenceSession (whose `run` is thread-safe)."""
+
+    def __init__(self, path: Path, threads: int = 0):
+        ort = _import("onnx")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own non-public exception types
+            raise BundleError(f"cannot load {path.name} with onnxruntime ({_first_line(error)})") from None
+        self.input_names = tuple(i.name for i in self.session.get_inputs())
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
+        self.input_shapes = {i.name: tuple(i.shape) for i in self.session.get_inputs()}
+        self.output_shapes = {o.name: tuple(o.shape) for o in self.session.get_outputs()}
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self.session.run(self.output_names, feeds)
+        return dict(zip(self.output_names, outputs, strict=True))
+
+
+class TfliteModel:
+    """A .tflite file in a LiteRT interpreter, run through its serving signature.
+
+    The interpreter is not thread-safe, so calls take a lock.
+    """
+
+    def __init__(self, path: Path, threads: int = 0):
+        interpreter_module = _import("tflite")
+        try:
+            with native_output_silenced():  # LiteRT logs its XNNPACK delegate on stderr
+                interpreter = interpreter_module.Interpreter(
+                    model_path=str(path), num_threads=threads or None
+                )
+                self.runner = interpreter.get_signature_runner()
+                self.runner(
+                    **{  # the first call allocates the tensors (and logs)
+                        name: np.zeros([1, *d["shape"][1:]], np.float32)
+                        for name, d in self.runner.get_input_details().items()
+                    }
+                )
+        except Exception as error:  # LiteRT raises ValueError/RuntimeError with C++ text
+            raise BundleError(f"cannot load {path.name} with LiteRT ({_first_line(error)})") from None
+        inputs = self.runner.get_input_details()
+        outputs = self.runner.get_output_details()
+        self.input_names = tuple(inputs)
+        self.output_names = tuple(outputs)
+        self.input_shapes = {k: _tflite_shape(v) for k, v in inputs.items()}
+        self.output_shapes = {k: _tflite_shape(v) for k, v in outputs.items()}
+        self._lock = threading.Lock()
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with self._lock:
+            outputs = self.runner(**feeds)
+            return {name: np.array(value) for name, value in outputs.items()}
+
+
+def open_model(path: Path, format: str, threads: int = 0) -> Model:
+    """Load one model file with the backend for `format` ("onnx" or "tflite")."""
+    model_class = {"onnx": OnnxModel, "tflite": TfliteModel}[format]
+    return model_class(Path(path), threads)
+
+
+def available(format: str) -> bool:
+    try:
+        _import(format)
+    except VaeDigitsError:
+        return False
+    return True
+
+
+def _import(format: str):
+    try:
+        if format == "onnx":
+            import onnxruntime
+
+            return onnxruntime
+        from ai_edge_litert import interpreter
+
+        return interpreter
+    except ImportError:
+        raise VaeDigitsError(f"the {format} backend is not installed: {INSTALL_HINT[format]}") from None
+
+
+def _tflite_shape(details: dict) -> tuple[int | str, ...]:
+    signature = details.get("shape_signature", details["shape"])
+    return tuple("batch" if d == -1 else int(d) for d in signature)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__

@@ -1,0 +1,260 @@
+"""`Generator`: digits of chosen labels from a bundle, on onnxruntime or LiteRT, without TensorFlow."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from vae_runtime.backends import BACKENDS, INSTALL_HINT, Model, available, open_model
+from vae_runtime.errors import BundleError, VaeDigitsError
+from vae_runtime.manifest import Manifest, ModelFile, read_manifest, verified_path
+
+CHUNK = 1024  # rows per model call: bounds memory for any request size
+MAX_DIGITS = 100_000  # per call
+DEFAULT_BUNDLES = ("cvae", "vae")
+
+Labels = int | str | Sequence[int | str] | np.ndarray | None
+
+
+def default_bundle(kind: str = "cvae") -> Path:
+    """The path of a pretrained bundle shipped inside the package ("cvae" or "vae")."""
+    if kind not in DEFAULT_BUNDLES:
+        raise VaeDigitsError(f"there is no embedded {kind!r} bundle; choose one of {DEFAULT_BUNDLES}")
+    return Path(str(resources.files("vae_runtime") / "bundles" / kind))
+
+
+@dataclass(frozen=True)
+class Generator:
+    """A loaded bundle: its manifest and one encoder and one decoder on one backend.
+
+    Example:
+        >>> g = Generator.load()                      # the embedded pretrained CVAE
+        >>> sevens = g.generate(7, count=16, seed=0)  # uint8 (16, 28, 28)
+    """
+
+    info: Manifest
+    bundle: Path
+    backend: str
+    encoder: Model
+    decoder: Model
+    files: dict[str, ModelFile]
+
+    @classmethod
+    def load(
+        cls,
+        bundle: str | Path | None = None,
+        backend: str = "auto",
+        precision: str | None = None,
+        threads: int = 0,
+    ) -> Generator:
+        """Load `bundle` (None: the embedded CVAE) after checking its manifest and checksums.
+
+        backend: "onnx", "tflite" or "auto" (ONNX when onnxruntime is installed, else TFLite).
+        precision: None for the bundle's defaults (fp32), or e.g. "int8" for a shipped variant.
+        """
+        path = default_bundle() if bundle is None else Path(bundle)
+        manifest = read_manifest(path)
+        for entry in manifest.files:
+            verified_path(path, entry)
+        backend = _choose_backend(backend, manifest)
+        files, models = {}, {}
+        for role in ("encoder", "decoder"):
+            entry = manifest.find(role, backend, precision)
+            if entry is None:
+                wanted = f"a {precision} " if precision else "a default "
+                raise BundleError(f"bundle {path} has no {wanted}{backend} {role}")
+            files[role] = entry
+            models[role] = open_model(path / entry.path, backend, threads)
+            _check_signature(entry, models[role])
+        return cls(manifest, path, backend, models["encoder"], models["decoder"], files)
+
+    def generate(
+        self,
+        labels: Labels = None,
+        *,
+        count: int = 1,
+        seed: int | None = None,
+        temperature: float = 1.0,
+    ) -> np.ndarray:
+        """Sample digits: uint8 (N, 28, 28), 0 = black.
+
+        labels: for a CVAE an int, a label name or a sequence of them (None: every label);
+        each is drawn `count` times, label by label. For a plain VAE labels must be None
+        and `count` digits are drawn. z ~ N(0, temperature² I) from numpy's default_rng(seed).
+        """
+        count = _positive_int(count, "count")
+        temperature = _temperature(temperature)
+        label_ids = self._label_ids(labels, default_all=True)
+        total = count * (len(label_ids) if label_ids is not None else 1)
+        if total > MAX_DIGITS:
+            raise VaeDigitsError(f"{total} digits asked for; at most {MAX_DIGITS} per call")
+        rng = np.random.default_rng(_seed(seed))
+        z = rng.standard_normal((total, self.info.latent_dim), dtype=np.float32) * temperature
+        repeated = None if label_ids is None else np.repeat(label_ids, count)
+        images = self._decode(z, repeated)
+        return np.rint(images * 255.0).astype(np.uint8)
+
+    def decode(self, z: Any, labels: Labels = None) -> np.ndarray:
+        """Latents (N, latent_dim) -> float32 images (N, 28, 28) in [0, 1]."""
+        z = _as_matrix(z, "z", self.info.latent_dim)
+        return self._decode(z, self._labels_for(labels, len(z)))
+
+    def encode(self, images: Any, labels: Labels = None) -> tuple[np.ndarray, np.ndarray]:
+        """Images (N, 28, 28[, 1]), uint8 0-255 or float in [0, 1] -> (z_mean, z_log_var)."""
+        pixels = _as_images(images)
+        feeds = {"image": pixels}
+        label_ids = self._labels_for(labels, len(pixels))
+        if label_ids is not None:
+            feeds["label"] = one_hot(label_ids, self.info.num_classes)
+        outputs = self._run(self.encoder, feeds)
+        return outputs["z_mean"], outputs["z_log_var"]
+
+    def label_ids(self, labels: Labels) -> np.ndarray | None:
+        """Label indices for `labels` as `generate` reads them (None: every label of a CVAE)."""
+        return self._label_ids(labels, default_all=True)
+
+    def _decode(self, z: np.ndarray, label_ids: np.ndarray | None) -> np.ndarray:
+        feeds = {"z": z}
+        if label_ids is not None:
+            feeds["label"] = one_hot(label_ids, self.info.num_classes)
+        return self._run(self.decoder, feeds)["image"][..., 0]
+
+    def _run(self, model: Model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = len(next(iter(feeds.values())))
+        if rows == 0:
+            raise VaeDigitsError("nothing to process: the input holds no rows")
+        parts = [
+            model.run({name: array[start : start + CHUNK] for name, array in feeds.items()})
+            for start in range(0, rows, CHUNK)
+        ]
+        if len(parts) == 1:
+            return parts[0]
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+    def _labels_for(self, labels: Labels, rows: int) -> np.ndarray | None:
+        """Labels for `rows` inputs: one label broadcast, or one per row."""
+        label_ids = self._label_ids(labels, default_all=False)
+        if label_ids is None or len(label_ids) == rows:
+            return label_ids
+        if len(label_ids) == 1:
+            return np.repeat(label_ids, rows)
+        raise VaeDigitsError(f"labels has {len(label_ids)} entries for {rows} rows; give 1 or {rows}")
+
+    def _label_ids(self, labels: Labels, default_all: bool) -> np.ndarray | None:
+        info = self.info
+        if not info.conditional:
+            if labels is not None:
+                raise VaeDigitsError("this bundle is a plain VAE: it takes no labels (use None)")
+            return None
+        if labels is None:
+            if default_all:
+                return np.arange(info.num_classes)
+            raise VaeDigitsError("this bundle is a CVAE: give labels (ints 0-9 or label names)")
+        items = [labels] if isinstance(labels, int | str | np.integer) else labels
+        if isinstance(items, np.ndarray):
+            items = items.tolist() if items.ndim == 1 else [items]
+        if not isinstance(items, Sequence) or isinstance(items, bytes):
+            raise VaeDigitsError("labels must be an int, a label name or a sequence of them")
+        if len(items) == 0:
+            raise VaeDigitsError("labels is empty; give at least one label")
+        if len(items) > MAX_DIGITS:
+            raise VaeDigitsError(f"{len(items)} labels given; at most {MAX_DIGITS} per call")
+        return np.array([self._label_id(item) for item in items], dtype=np.int64)
+
+    def _label_id(self, item: Any) -> int:
+        names = self.info.labels
+        if isinstance(item, str):
+            if item not in names:
+                raise VaeDigitsError(f"unknown label {item!r}; this bundle's labels are {', '.join(names)}")
+            return names.index(item)
+        if isinstance(item, bool) or not isinstance(item, int | np.integer):
+            raise VaeDigitsError(f"label {item!r} is not an int or a label name")
+        if not 0 <= item < len(names):
+            raise VaeDigitsError(f"label {item} is out of range: this bundle has labels 0-{len(names) - 1}")
+        return int(item)
+
+
+def one_hot(label_ids: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.eye(num_classes, dtype=np.float32)[label_ids]
+
+
+def _choose_backend(backend: str, manifest: Manifest) -> str:
+    formats = {entry.format for entry in manifest.files}
+    if backend == "auto":
+        for candidate in BACKENDS:
+            if candidate in formats and available(candidate):
+                return candidate
+        hints = "; ".join(INSTALL_HINT[f] for f in BACKENDS if f in formats)
+        raise VaeDigitsError(f"no backend can run this bundle: {hints}")
+    if backend not in BACKENDS:
+        raise VaeDigitsError(f"unknown backend {backend!r}; use auto, onnx or tflite")
+    if backend not in formats:
+        raise BundleError(f"this bundle has no {backend} files (it has {', '.join(sorted(formats))})")
+    return backend
+
+
+def _check_signature(entry: ModelFile, model: Model) -> None:
+    declared = {
+        **{t.name: tuple(t.shape) for t in entry.inputs},
+        **{t.name: tuple(t.shape) for t in entry.outputs},
+    }
+    actual = {**model.input_shapes, **model.output_shapes}
+    if declared != {name: tuple(shape) for name, shape in actual.items()}:
+        raise BundleError(f"{entry.path} does not have the inputs and outputs its manifest declares")
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        raise VaeDigitsError(f"{name} must be a positive integer, not {value!r}")
+    return int(value)
+
+
+def _temperature(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise VaeDigitsError(f"temperature must be a number, not {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise VaeDigitsError(f"temperature must be a finite number > 0, not {value!r}")
+    return float(value)
+
+
+def _seed(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+        raise VaeDigitsError(f"seed must be a non-negative integer or None, not {value!r}")
+    return int(value)
+
+
+def _as_matrix(values: Any, name: str, width: int) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind not in "iuf":
+        raise VaeDigitsError(f"{name} must hold numbers, not {array.dtype}")
+    if array.ndim == 1 and array.shape[0] == width:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] != width:
+        raise VaeDigitsError(f"{name} must have shape (N, {width}), not {array.shape}")
+    if not np.isfinite(array).all():
+        raise VaeDigitsError(f"{name} holds NaN or infinite values")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _as_images(values: Any) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind not in "iuf":
+        raise VaeDigitsError(f"images must hold numbers, not {array.dtype}")
+    if array.shape[-1:] == (1,) and array.ndim >= 3:
+        array = array[..., 0]
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3 or array.shape[1:] != (28, 28):
+        raise VaeDigitsError(f"images must have shape (N, 28, 28) or (N, 28, 28, 1), not {np.shape(values)}")
+    if array.dtype == np.uint8:
+        return (array.astype(np.float32) / 255.0)[..., None]
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        raise VaeDigitsError("float images must be finite and within [0, 1] (or pass uint8 0-255)")
+    return np.ascontiguousarray(array, dtype=np.float32)[..., None]

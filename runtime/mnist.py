@@ -1,0 +1,101 @@
+"""MNIST from disk with numpy alone: a Keras-format mnist.npz or a directory of IDX files."""
+
+from __future__ import annotations
+
+import gzip
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from vae_runtime.errors import DataError
+
+KERAS_CACHE = Path("~/.keras/datasets/mnist.npz").expanduser()
+SPLITS = ("x_train", "y_train", "x_test", "y_test")
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+_IDX_UBYTE = 0x08
+
+
+@dataclass(frozen=True)
+class Mnist:
+    """uint8 images (N, 28, 28) and integer labels (N,) for both splits, and where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+
+def load_mnist_file(path: str | Path) -> Mnist:
+    """Load MNIST from a Keras-format .npz file or a directory holding the four IDX files.
+
+    Example:
+        >>> data = load_mnist_file("mnist.npz")
+        >>> data.x_train.shape
+        (60000, 28, 28)
+    """
+    path = Path(path)
+    if path.is_dir():
+        arrays = {key: _read_idx(_find_idx(path, name)) for key, name in IDX_FILES.items()}
+    elif path.is_file():
+        arrays = _read_npz(path)
+    else:
+        raise DataError(f"data path {path} does not exist")
+    return _checked(arrays, source=str(path.resolve()))
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [key for key in SPLITS if key not in npz.files]
+            if missing:
+                raise DataError(f"{path} lacks the arrays {', '.join(missing)} of a Keras mnist.npz")
+            return {key: npz[key] for key in SPLITS}
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path} is not a readable .npz file ({error})") from None
+
+
+def _find_idx(directory: Path, name: str) -> Path:
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"{directory} has no {name} or {name}.gz (the MNIST IDX files)")
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise DataError(f"cannot read {path} ({error})") from None
+    if len(raw) < 4 or raw[0:2] != b"\0\0" or raw[2] != _IDX_UBYTE:
+        raise DataError(f"{path} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if len(raw) != header + int(np.prod(shape)):
+        raise DataError(f"{path} is truncated: its header promises shape {shape}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _checked(arrays: dict[str, np.ndarray], source: str) -> Mnist:
+    for split in ("train", "test"):
+        images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise DataError(f"x_{split} in {source} has shape {images.shape}, expected (N, 28, 28)")
+        if labels.shape != (len(images),):
+            raise DataError(f"y_{split} in {source} has shape {labels.shape}, expected ({len(images)},)")
+        if len(images) == 0:
+            raise DataError(f"the {split} split in {source} is empty")
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9:
+            raise DataError(f"y_{split} in {source} must hold integer labels 0-9")
+        if images.dtype != np.uint8:
+            raise DataError(f"x_{split} in {source} is {images.dtype}, expected uint8 pixels")
+    return Mnist(**{key: np.asarray(arrays[key]) for key in SPLITS}, source=source)

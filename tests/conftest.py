@@ -1,0 +1,96 @@
+"""Shared fixtures: real (small) MNIST, and tiny real runs and bundles trained once per session.
+
+Tests that need TensorFlow are skipped when it is not installed, so the runtime-only CI job
+runs the runtime tests against the embedded bundles alone.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data" / "mnist_small.npz"
+HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
+HAS_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
+
+needs_tensorflow = pytest.mark.skipif(not HAS_TENSORFLOW, reason='needs "vae-digits[train]"')
+needs_litert = pytest.mark.skipif(not HAS_LITERT, reason='needs "vae-digits[tflite]"')
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a console script of this package in a fresh process, as a user would."""
+    command = args[0]
+    module = {"vae-train": "vae_train", "vae-export": "vae_export", "vae-generate": "vae_runtime"}
+    code = f"import sys; sys.argv[0] = {command!r}; from {module[command]}.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args[1:]],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="session")
+def data_path() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from vae_runtime.mnist import load_mnist_file
+
+    return load_mnist_file(DATA)
+
+
+def _train(tmp_path_factory, model: str) -> Path:
+    from vae_train.run import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs") / model
+    config = TrainConfig(model=model, epochs=2, batch_size=32, data=str(DATA), seed=0)
+    train(config, out, report=lambda row: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def cvae_run(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory, "cvae")
+
+
+@pytest.fixture(scope="session")
+def vae_run(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory, "vae")
+
+
+def _export(tmp_path_factory, run: Path, name: str) -> Path:
+    from vae_export.onnx import OnnxFormat
+    from vae_export.pipeline import export
+    from vae_export.tflite import TfliteFormat
+
+    out = tmp_path_factory.mktemp("bundles") / name
+    formats = [OnnxFormat()] + ([TfliteFormat()] if HAS_LITERT else [])
+    export(run, out, formats, report=lambda line: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def cvae_bundle(tmp_path_factory, cvae_run) -> Path:
+    return _export(tmp_path_factory, cvae_run, "cvae")
+
+
+@pytest.fixture(scope="session")
+def vae_bundle(tmp_path_factory, vae_run) -> Path:
+    return _export(tmp_path_factory, vae_run, "vae")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

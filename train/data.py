@@ -1,0 +1,49 @@
+"""MNIST for training: the Keras download by default or a local file, as tf.data pipelines."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from vae_runtime.errors import DataError
+from vae_runtime.mnist import Mnist, load_mnist_file
+
+NUM_CLASSES = 10
+
+
+def load_mnist(path: str | None = None) -> Mnist:
+    """MNIST from `path` (a Keras mnist.npz or a directory of IDX files), else Keras's download."""
+    if path is not None:
+        return load_mnist_file(path)
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as error:  # keras raises bare Exception for fetch failures
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(
+            f"cannot download MNIST ({reason}); pass --data PATH to a local mnist.npz "
+            "or a directory holding the four IDX files"
+        ) from None
+    return Mnist(x_train, y_train, x_test, y_test, source="keras.datasets.mnist")
+
+
+def to_inputs(images: np.ndarray, labels: np.ndarray, conditional: bool):
+    """uint8 images and integer labels -> what the model's train_step takes."""
+    pixels = (images.astype("float32") / 255.0)[..., None]
+    if not conditional:
+        return pixels
+    return pixels, keras.utils.to_categorical(labels, NUM_CLASSES).astype("float32")
+
+
+def make_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    conditional: bool,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+) -> tf.data.Dataset:
+    """A batched, prefetched pipeline; shuffled (seeded, reshuffled each epoch) when a seed is given."""
+    dataset = tf.data.Dataset.from_tensor_slices(to_inputs(images, labels, conditional)).cache()
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,166 @@
+"""The VAE and the conditional VAE: a Sampling layer, encoder/decoder builders and two models.
+
+Follows the keras.io VAE example: the encoder and decoder are functional models built outside
+the model class; the model owns the losses in a custom `train_step` under `tf.GradientTape`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+IMAGE_SHAPE = (28, 28, 1)
+PACKAGE = "vae_digits"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The hyper-parameters that shape the networks (defaults: the seed design)."""
+
+    latent_dim: int = 2
+    num_classes: int | None = None  # None: a plain VAE; an int: a CVAE over that many labels
+    filters: tuple[int, int] = (32, 64)
+    dense_units: int = 16
+    final_kernel: int = 3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Sampling(layers.Layer):
+    """z = z_mean + exp(0.5 * z_log_var) * epsilon, with epsilon ~ N(0, I)."""
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs):
+        z_mean, z_log_var = inputs
+        epsilon = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "seed": self.seed}
+
+
+def build_encoder(arch: Architecture, seed: int | None = None) -> keras.Model:
+    """image (+ one-hot label) -> [z_mean, z_log_var, z]."""
+    image = keras.Input(shape=IMAGE_SHAPE, name="image")
+    x = layers.Conv2D(arch.filters[0], 3, strides=2, padding="same", activation="relu")(image)
+    x = layers.Conv2D(arch.filters[1], 3, strides=2, padding="same", activation="relu")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(arch.dense_units, activation="relu")(x)
+    inputs = [image]
+    if arch.num_classes:
+        label = keras.Input(shape=(arch.num_classes,), name="label")
+        x = layers.Concatenate()([x, label])
+        inputs.append(label)
+    z_mean = layers.Dense(arch.latent_dim, name="z_mean")(x)
+    z_log_var = layers.Dense(arch.latent_dim, name="z_log_var")(x)
+    z = Sampling(seed=seed, name="z")([z_mean, z_log_var])
+    return keras.Model(inputs, [z_mean, z_log_var, z], name="encoder")
+
+
+def build_decoder(arch: Architecture) -> keras.Model:
+    """z (+ one-hot label) -> image in [0, 1]."""
+    z = keras.Input(shape=(arch.latent_dim,), name="z")
+    inputs = [z]
+    x = z
+    if arch.num_classes:
+        label = keras.Input(shape=(arch.num_classes,), name="label")
+        x = layers.Concatenate()([z, label])
+        inputs.append(label)
+    x = layers.Dense(7 * 7 * arch.filters[1], activation="relu")(x)
+    x = layers.Reshape((7, 7, arch.filters[1]))(x)
+    x = layers.Conv2DTranspose(arch.filters[1], 3, strides=2, padding="same", activation="relu")(x)
+    x = layers.Conv2DTranspose(arch.filters[0], 3, strides=2, padding="same", activation="relu")(x)
+    image = layers.Conv2DTranspose(1, arch.final_kernel, padding="same", activation="sigmoid", name="image")(
+        x
+    )
+    return keras.Model(inputs, image, name="decoder")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class VAE(keras.Model):
+    """Variational autoencoder; `beta` weighs the KL term (beta-VAE)."""
+
+    def __init__(self, encoder: keras.Model, decoder: keras.Model, beta: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.beta = beta
+        self.total_loss_tracker = keras.metrics.Mean(name="total_loss")
+        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return [self.total_loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
+
+    def split(self, data) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """A batch -> (the images to reconstruct, the extra network inputs)."""
+        return data, []
+
+    def call(self, data, training: bool = False):
+        images, condition = self.split(data)
+        z_mean, z_log_var, z = self.encoder([images, *condition], training=training)
+        return z_mean, z_log_var, self.decoder([z, *condition], training=training)
+
+    def compute_losses(self, data, training: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        images, _ = self.split(data)
+        z_mean, z_log_var, reconstruction = self(data, training=training)
+        reconstruction_loss = ops.mean(
+            ops.sum(keras.losses.binary_crossentropy(images, reconstruction), axis=(1, 2))
+        )
+        kl = -0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
+        kl_loss = ops.mean(ops.sum(kl, axis=1))
+        return reconstruction_loss + self.beta * kl_loss, reconstruction_loss, kl_loss
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            losses = self.compute_losses(data, training=True)
+        grads = tape.gradient(losses[0], self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
+        return self.record(losses)
+
+    def test_step(self, data):
+        return self.record(self.compute_losses(data, training=False))
+
+    def record(self, losses) -> dict[str, tf.Tensor]:
+        for tracker, value in zip(self.metrics, losses, strict=True):
+            tracker.update_state(value)
+        return {tracker.name: tracker.result() for tracker in self.metrics}
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "beta": self.beta,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict):
+        encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
+        decoder = keras.saving.deserialize_keras_object(config.pop("decoder"))
+        return cls(encoder, decoder, **config)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CVAE(VAE):
+    """Conditional VAE: batches are (images, one-hot labels); both networks see the label."""
+
+    def split(self, data):
+        images, labels = data
+        return images, [labels]
+
+
+def build_model(arch: Architecture, beta: float = 1.0, seed: int | None = None) -> VAE:
+    """The VAE, or the CVAE when `arch.num_classes` is set, with fresh encoder and decoder."""
+    model_class = CVAE if arch.num_classes else VAE
+    return model_class(build_encoder(arch, seed), build_decoder(arch), beta=beta)

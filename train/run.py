@@ -1,0 +1,289 @@
+"""A training run: a directory that holds the models, config.json, history.csv, curves and checkpoints.
+
+A run is finished only when config.json says `"status": "complete"`; every file is written to a
+temporary name and renamed into place, so a killed run is resumable from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from vae_runtime.errors import VaeDigitsError
+from vae_runtime.fileio import atomic_write_bytes, atomic_write_text
+from vae_train.data import NUM_CLASSES, load_mnist, make_dataset
+from vae_train.models import Architecture, build_model
+
+RUN_FORMAT = "vae-digits-run/1"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.csv"
+CURVES_FILE = "loss_curves.png"
+CHECKPOINTS = "checkpoints"
+MODEL_FILES = {"model": "model.keras", "encoder": "encoder.keras", "decoder": "decoder.keras"}
+LOSSES = ("total_loss", "reconstruction_loss", "kl_loss")
+RESUMABLE_CHANGES = ("epochs", "data", "keep_checkpoints")
+HISTORY_COLUMNS = ("epoch", *LOSSES, *(f"val_{loss}" for loss in LOSSES), "seconds")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every hyper-parameter of a run; the defaults are the seed design's."""
+
+    model: str = "cvae"
+    epochs: int = 30
+    batch_size: int = 128
+    latent_dim: int = 2
+    learning_rate: float = 1e-3
+    beta: float = 1.0
+    final_kernel: int = 3
+    seed: int = 0
+    data: str | None = None
+    keep_checkpoints: int = 3
+
+    def __post_init__(self) -> None:
+        if self.model not in ("vae", "cvae"):
+            raise VaeDigitsError(f"--model must be vae or cvae, not {self.model!r}")
+        for name in ("epochs", "batch_size", "latent_dim", "final_kernel"):
+            if getattr(self, name) <= 0:
+                raise VaeDigitsError(f"--{name.replace('_', '-')} must be a positive integer")
+        if not self.learning_rate > 0 or not self.beta >= 0:
+            raise VaeDigitsError("--learning-rate must be > 0 and --beta must be >= 0")
+
+    @property
+    def architecture(self) -> Architecture:
+        num_classes = NUM_CLASSES if self.model == "cvae" else None
+        return Architecture(self.latent_dim, num_classes, final_kernel=self.final_kernel)
+
+
+EpochReport = Callable[[dict], None]
+
+
+def train(config: TrainConfig, out: Path, *, resume: bool = False, report: EpochReport = print) -> dict:
+    """Train (or resume) the run in `out`; returns the summary stored in its config.json.
+
+    Example:
+        >>> train(TrainConfig(model="cvae", epochs=1, data="mnist.npz"), Path("runs/cvae"))
+    """
+    out = Path(out)
+    data = load_mnist(config.data)
+    record = _resume_record(out, config) if resume else _new_record(out, config)
+    done = _completed_epochs(out)
+    record["data"] = {"source": data.source, "train": len(data.x_train), "test": len(data.x_test)}
+    _write_record(out, record | {"status": "running"})
+
+    keras.utils.set_random_seed(config.seed + done)
+    model = _load_checkpoint(out, done) if done else _compile(config)
+    conditional = config.model == "cvae"
+    train_set = make_dataset(
+        data.x_train,
+        data.y_train,
+        conditional=conditional,
+        batch_size=config.batch_size,
+        shuffle_seed=config.seed + done,
+    )
+    val_set = make_dataset(data.x_test, data.y_test, conditional=conditional, batch_size=config.batch_size)
+    started = time.perf_counter()
+    model.fit(
+        train_set,
+        validation_data=val_set,
+        epochs=config.epochs,
+        initial_epoch=done,
+        shuffle=False,
+        verbose=0,
+        callbacks=[_RunKeeper(out, config, report)],
+    )
+    return _finish(out, model, record, time.perf_counter() - started)
+
+
+def _new_record(out: Path, config: TrainConfig) -> dict:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise VaeDigitsError(
+            f"--out {out} already exists; pass --resume to continue it or choose a new --out"
+        )
+    try:
+        (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise VaeDigitsError(f"cannot create --out {out} ({error.strerror})") from None
+    return {
+        "format": RUN_FORMAT,
+        "config": asdict(config),
+        "architecture": config.architecture.to_dict(),
+        "versions": _versions(),
+    }
+
+
+def _resume_record(out: Path, config: TrainConfig) -> dict:
+    record = read_run(out)
+    done = _completed_epochs(out)
+    if done >= config.epochs:
+        raise VaeDigitsError(f"run {out} already has {done} epochs; pass a larger --epochs to train on")
+    record.pop("summary", None)
+    return record | {"config": asdict(config)}
+
+
+def resume_config(out: Path, overrides: dict) -> TrainConfig:
+    """The stored config of run `out` with `overrides`; only settings that may change may differ."""
+    stored = TrainConfig(**read_run(out)["config"])
+    changed = [
+        name
+        for name, value in overrides.items()
+        if name not in RESUMABLE_CHANGES and getattr(stored, name) != value
+    ]
+    if changed:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in changed)
+        raise VaeDigitsError(f"{flags} differ from run {out}; drop them to resume it")
+    return replace(stored, **overrides)
+
+
+def read_run(out: Path) -> dict:
+    """The config.json of a run directory, or a VaeDigitsError saying why it is not a run."""
+    path = Path(out) / CONFIG_FILE
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise VaeDigitsError(f"{out} is not a vae-train run (no {CONFIG_FILE})") from None
+    except (OSError, ValueError) as error:
+        raise VaeDigitsError(f"cannot read {path} ({error})") from None
+    if not isinstance(record, dict) or record.get("format") != RUN_FORMAT:
+        raise VaeDigitsError(f"{path} is not a {RUN_FORMAT} run configuration")
+    known = {f.name for f in fields(TrainConfig)}
+    record["config"] = {k: v for k, v in record.get("config", {}).items() if k in known}
+    return record
+
+
+def _completed_epochs(out: Path) -> int:
+    epochs = [int(p.stem.split("-")[1]) for p in (out / CHECKPOINTS).glob("epoch-*.keras")]
+    return max(epochs, default=0)
+
+
+def _checkpoint_path(out: Path, epoch: int) -> Path:
+    return out / CHECKPOINTS / f"epoch-{epoch:04d}.keras"
+
+
+def _compile(config: TrainConfig) -> keras.Model:
+    model = build_model(config.architecture, beta=config.beta, seed=config.seed)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    return model
+
+
+def _load_checkpoint(out: Path, epoch: int) -> keras.Model:
+    path = _checkpoint_path(out, epoch)
+    try:
+        return keras.models.load_model(path)
+    except Exception as error:  # a damaged zip or weights file can raise many types
+        raise VaeDigitsError(f"cannot resume from {path} ({error})") from None
+
+
+def _write_record(out: Path, record: dict) -> None:
+    atomic_write_text(out / CONFIG_FILE, json.dumps(record, indent=2) + "\n")
+
+
+def _save_model(model: keras.Model, path: Path) -> None:
+    temporary = path.with_name(f".{path.stem}.partial.keras")
+    model.save(temporary)
+    temporary.replace(path)
+
+
+def read_history(out: Path) -> list[dict]:
+    path = Path(out) / HISTORY_FILE
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return [
+            {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
+            for row in csv.DictReader(handle)
+        ]
+
+
+def _write_history(out: Path, rows: list[dict]) -> None:
+    lines = [",".join(HISTORY_COLUMNS)]
+    lines += [
+        ",".join(f"{row[c]:.6g}" if c != "epoch" else str(row[c]) for c in HISTORY_COLUMNS) for row in rows
+    ]
+    atomic_write_text(out / HISTORY_FILE, "\n".join(lines) + "\n")
+
+
+class _RunKeeper(keras.callbacks.Callback):
+    """Writes the history row, then the checkpoint, after every epoch; reports progress."""
+
+    def __init__(self, out: Path, config: TrainConfig, report: EpochReport):
+        super().__init__()
+        self.out, self.config, self.report = out, config, report
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        number = epoch + 1
+        row = {
+            "epoch": number,
+            **{k: float(logs[k]) for k in HISTORY_COLUMNS[1:-1]},
+            "seconds": time.perf_counter() - self.started,
+        }
+        history = [r for r in read_history(self.out) if r["epoch"] < number]
+        _write_history(self.out, [*history, row])
+        _save_model(self.model, _checkpoint_path(self.out, number))
+        self._prune_checkpoints(number)
+        self.report(row | {"epochs": self.config.epochs})
+
+    def _prune_checkpoints(self, newest: int) -> None:
+        keep = self.config.keep_checkpoints
+        if keep > 0:
+            for epoch in range(1, newest - keep + 1):
+                _checkpoint_path(self.out, epoch).unlink(missing_ok=True)
+
+
+def _finish(out: Path, model: keras.Model, record: dict, seconds: float) -> dict:
+    for name, filename in MODEL_FILES.items():
+        _save_model(model if name == "model" else getattr(model, name), out / filename)
+    history = read_history(out)
+    _plot_curves(history, out / CURVES_FILE)
+    last = history[-1]
+    summary = {
+        "epochs": last["epoch"],
+        "train": {loss: last[loss] for loss in LOSSES},
+        "validation": {loss: last[f"val_{loss}"] for loss in LOSSES},
+        "seconds": round(sum(row["seconds"] for row in history), 2),
+        "seconds_this_session": round(seconds, 2),
+    }
+    _write_record(out, record | {"status": "complete", "summary": summary})
+    return summary
+
+
+def _plot_curves(history: list[dict], path: Path) -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    figure, axes = plt.subplots(1, 3, figsize=(12, 3.6), layout="constrained")
+    for axis, loss in zip(axes, LOSSES, strict=True):
+        axis.plot(epochs, [row[loss] for row in history], "o-", label="train")
+        axis.plot(epochs, [row[f"val_{loss}"] for row in history], "s--", label="validation")
+        axis.set(title=loss.replace("_", " "), xlabel="epoch", ylabel="nats per digit")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+    }
