@@ -71,7 +71,6 @@ class BundleWriter:
                 **summary,
                 "data_source": run.record.get("data", {}).get("source"),
                 "config": run.record["config"],
-                "run_directory": str(run.path.resolve()),
             },
             producer={**run.record.get("versions", {}), **self.producer},
             created=datetime.now(UTC).isoformat(timespec="seconds"),

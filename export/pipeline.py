@@ -68,37 +68,46 @@ def export(
     run = load_run(Path(run_dir))
     mnist = run.load_data(data)
     probe = make_probe(run, mnist)
+    plan = [
+        (file_format, role, precision)
+        for file_format in formats
+        for role in ROLES
+        for precision in file_format.precisions(role)
+    ]
     with writing_bundle(Path(out), run, force) as bundle:
-        for file_format in formats:
+        paths = [bundle.claim(file_name(*step)) for step in plan]  # refuse overwrites up front
+        fp32: dict[tuple[str, str], tuple[ModelFile, object]] = {}
+        for (file_format, role, precision), path in zip(plan, paths, strict=True):
             bundle.producer.update(file_format.producer())
-            for role in ROLES:
-                model = run.encoder if role == "encoder" else run.decoder
-                calibration = lambda role=role: calibration_feeds(  # noqa: E731
-                    run, mnist, role, CALIBRATION_SAMPLES
+            started = time.perf_counter()
+            with native_output_silenced():
+                file_format.convert(
+                    run.encoder if role == "encoder" else run.decoder,
+                    run,
+                    role,
+                    precision,
+                    path,
+                    lambda role=role: calibration_feeds(run, mnist, role, CALIBRATION_SAMPLES),
                 )
-                fp32 = None
-                for precision in file_format.precisions(role):
-                    name = (
-                        f"{role}.{file_format.name}"
-                        if precision == "fp32"
-                        else (f"{role}.{precision}.{file_format.name}")
-                    )
-                    path = bundle.claim(name)
-                    started = time.perf_counter()
-                    with native_output_silenced():
-                        file_format.convert(model, run, role, precision, path, calibration)
-                    report(f"convert   {name:<22} {time.perf_counter() - started:6.1f}s")
-                    entry, loaded = _validated(
-                        path, file_format.name, role, precision, probe, atol, fp32, report
-                    )
-                    if precision == "fp32":
-                        fp32 = (entry, loaded)
-                    if entry is None:
-                        path.unlink()
-                    else:
-                        bundle.add(entry)
+            report(f"convert   {path.name:<22} {time.perf_counter() - started:6.1f}s")
+            reference = fp32.get((file_format.name, role))
+            entry, loaded = _validated(
+                path, file_format.name, role, precision, probe, atol, reference, report
+            )
+            if precision == "fp32":
+                fp32[(file_format.name, role)] = (entry, loaded)
+            if entry is None:
+                path.unlink()
+            else:
+                bundle.add(entry)
     report(summary_table(bundle.committed))
     return bundle.committed
+
+
+def file_name(file_format: Format, role: str, precision: str) -> str:
+    """decoder.onnx for fp32; decoder.int8.tflite for a variant."""
+    middle = "" if precision == "fp32" else f".{precision}"
+    return f"{role}{middle}.{file_format.name}"
 
 
 def _validated(

@@ -251,6 +251,7 @@ def _finish(out: Path, model: keras.Model, record: dict, seconds: float) -> dict
         "epochs": last["epoch"],
         "train": {loss: last[loss] for loss in LOSSES},
         "validation": {loss: last[f"val_{loss}"] for loss in LOSSES},
+        "validation_split": "test",
         "seconds": round(sum(row["seconds"] for row in history), 2),
         "seconds_this_session": round(seconds, 2),
     }

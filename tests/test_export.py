@@ -1,0 +1,245 @@
+"""`vae-export`: parity with Keras, dynamic batch, the manifest, atomic writes and errors."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import DATA, HAS_LITERT, needs_litert, needs_tensorflow, run_cli
+
+pytestmark = needs_tensorflow
+
+
+def manifest_of(bundle):
+    return json.loads((bundle / "manifest.json").read_text())
+
+
+def keras_models(run):
+    from vae_export.source import load_run
+
+    loaded = load_run(run)
+    return loaded.encoder, loaded.decoder
+
+
+def test_manifest_describes_the_bundle(cvae_bundle, cvae_run):
+    manifest = manifest_of(cvae_bundle)
+    assert manifest["format"] == "vae-digits-bundle" and manifest["format_version"] == 1
+    assert manifest["kind"] == "cvae" and manifest["latent_dim"] == 2
+    assert manifest["num_classes"] == 10 and manifest["labels"] == [str(i) for i in range(10)]
+    assert manifest["image_shape"] == [28, 28, 1]
+    expected = {"encoder.onnx", "decoder.onnx"} | (
+        {"encoder.tflite", "decoder.tflite"} if HAS_LITERT else set()
+    )
+    assert {f["path"] for f in manifest["files"]} == expected
+    assert {"tensorflow", "keras", "tf2onnx", "onnx_opset"} <= set(manifest["producer"])
+    run_summary = json.loads((cvae_run / "config.json").read_text())["summary"]
+    assert manifest["training"]["validation"] == run_summary["validation"]
+    assert manifest["training"]["data_source"] == str(DATA.resolve())
+
+
+def test_checksums_and_sizes_equal_the_files(cvae_bundle):
+    for entry in manifest_of(cvae_bundle)["files"]:
+        data = (cvae_bundle / entry["path"]).read_bytes()
+        assert entry["size"] == len(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_fp32_parity_figures_within_tolerance(cvae_bundle, mnist):
+    for entry in manifest_of(cvae_bundle)["files"]:
+        parity = entry["parity"]
+        assert parity["reference"] == "keras" and parity["atol"] == 1e-4
+        assert 0 <= parity["max_abs_diff"] <= 1e-4
+        # the decoder is checked on 1,000 random latents plus every test digit's latent
+        expected = 1000 + len(mnist.x_test) if entry["role"] == "decoder" else len(mnist.x_test)
+        assert parity["samples"] == expected
+        assert entry["speed"]["per_second"] > 0 and entry["default"] is True
+
+
+def backend_outputs(bundle, file_name, feeds):
+    from vae_runtime.backends import open_model
+
+    return open_model(bundle / file_name, file_name.rsplit(".", 1)[1]).run(feeds)
+
+
+FORMATS = ["onnx", pytest.param("tflite", marks=needs_litert)]
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+@pytest.mark.parametrize("batch", [1, 7, 300])
+def test_dynamic_batch_matches_keras(cvae_bundle, cvae_run, mnist, rng, file_format, batch):
+    encoder, decoder = keras_models(cvae_run)
+    labels = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)]
+    z = rng.standard_normal((batch, 2)).astype(np.float32)
+    images = (mnist.x_test[:batch] / 255.0).astype(np.float32)[..., None]
+    images = np.resize(images, (batch, 28, 28, 1))
+    decoded = backend_outputs(cvae_bundle, f"decoder.{file_format}", {"z": z, "label": labels})
+    np.testing.assert_allclose(decoded["image"], decoder.predict([z, labels], verbose=0)["image"],
+                               atol=1e-4)
+    assert decoded["image"].shape == (batch, 28, 28, 1)
+    encoded = backend_outputs(cvae_bundle, f"encoder.{file_format}",
+                              {"image": images, "label": labels})
+    expected = encoder.predict([images, labels], verbose=0)
+    assert set(encoded) == {"z_mean", "z_log_var"}
+    for name in encoded:
+        np.testing.assert_allclose(encoded[name], expected[name], atol=1e-4)
+
+
+def test_onnx_graph_names_and_metadata(cvae_bundle):
+    import onnx
+
+    decoder = onnx.load(cvae_bundle / "decoder.onnx")
+    inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+              for i in decoder.graph.input}
+    assert inputs == {"z": ["batch", 2], "label": ["batch", 10]}
+    output = decoder.graph.output[0]
+    assert output.name == "image"
+    assert [d.dim_param or d.dim_value for d in output.type.tensor_type.shape.dim] == [
+        "batch", 28, 28, 1]
+    meta = {p.key: p.value for p in decoder.metadata_props}
+    assert meta["vae_digits.kind"] == "cvae" and meta["vae_digits.role"] == "decoder"
+    assert json.loads(meta["vae_digits.labels"]) == [str(i) for i in range(10)]
+    assert meta["vae_digits.run_id"] == manifest_of(cvae_bundle)["run_id"]
+    encoder = onnx.load(cvae_bundle / "encoder.onnx")
+    assert sorted(o.name for o in encoder.graph.output) == ["z_log_var", "z_mean"]
+    assert not any(node.op_type.startswith("Random") for node in encoder.graph.node)
+
+
+def test_vae_bundle_has_no_label_input(vae_bundle):
+    manifest = manifest_of(vae_bundle)
+    assert manifest["kind"] == "vae" and manifest["labels"] == []
+    decoder = next(f for f in manifest["files"] if f["path"] == "decoder.onnx")
+    assert [i["name"] for i in decoder["inputs"]] == ["z"]
+
+
+def export_to(run, out, formats=("onnx",), **options):
+    from vae_export.onnx import OnnxFormat
+    from vae_export.pipeline import export
+    from vae_export.tflite import TfliteFormat
+
+    chosen = [OnnxFormat() if name == "onnx" else TfliteFormat() for name in formats]
+    return export(run, out, chosen, report=lambda line: None, **options)
+
+
+def snapshot(directory):
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_failed_check_leaves_no_bundle_and_keeps_the_old_one(cvae_run, tmp_path):
+    from vae_export.checks import ParityError
+
+    fresh = tmp_path / "fresh"
+    with pytest.raises(ParityError, match=r"differs from the Keras .* \(> --atol 1e-12\)"):
+        export_to(cvae_run, fresh, atol=1e-12)
+    assert not fresh.exists()
+    assert [p.name for p in tmp_path.iterdir() if "staging" in p.name] == []
+
+    existing = tmp_path / "existing"
+    export_to(cvae_run, existing)
+    before = snapshot(existing)
+    with pytest.raises(ParityError):
+        export_to(cvae_run, existing, atol=1e-12, force=True)
+    assert snapshot(existing) == before
+
+
+@needs_litert
+def test_second_format_adds_to_the_bundle_and_force_replaces(cvae_run, tmp_path):
+    from vae_runtime.errors import VaeDigitsError
+
+    out = tmp_path / "bundle"
+    export_to(cvae_run, out, ("onnx",))
+    onnx_entry = next(f for f in manifest_of(out)["files"] if f["path"] == "decoder.onnx")
+    export_to(cvae_run, out, ("tflite",))
+    paths = {f["path"] for f in manifest_of(out)["files"]}
+    assert paths == {"encoder.onnx", "decoder.onnx", "encoder.tflite", "decoder.tflite"}
+    assert next(f for f in manifest_of(out)["files"] if f["path"] == "decoder.onnx") == onnx_entry
+    with pytest.raises(VaeDigitsError, match="encoder.onnx already exists; pass --force"):
+        export_to(cvae_run, out, ("onnx",))
+    export_to(cvae_run, out, ("onnx",), force=True)
+    assert {f["path"] for f in manifest_of(out)["files"]} == paths
+
+
+def test_another_runs_bundle_is_never_mixed_in(cvae_run, vae_run, tmp_path):
+    from vae_runtime.errors import VaeDigitsError
+
+    out = tmp_path / "bundle"
+    export_to(cvae_run, out)
+    with pytest.raises(VaeDigitsError, match="holds a bundle of another run; pass --force"):
+        export_to(vae_run, out)
+    assert manifest_of(out)["kind"] == "cvae"
+    export_to(vae_run, out, force=True)
+    assert manifest_of(out)["kind"] == "vae"
+
+
+def test_quantized_variants_are_checked_timed_and_never_default_when_slower(cvae_run, tmp_path):
+    from vae_export.checks import VARIANT_BOUNDS
+    from vae_export.onnx import OnnxFormat
+    from vae_export.pipeline import export
+    from vae_export.tflite import TfliteFormat
+
+    formats = [OnnxFormat(quantize=("int8",))]
+    if HAS_LITERT:
+        formats.append(TfliteFormat(quantize=("float16", "int8")))
+    lines = []
+    manifest = export(cvae_run, tmp_path / "q", formats, report=lines.append)
+    variants = [f for f in manifest.files if f.precision != "fp32"]
+    assert variants, "\n".join(lines)
+    for entry in variants:
+        assert entry.default is False
+        assert entry.parity["reference"] == "fp32"
+        assert entry.parity["mean_abs_diff"] <= VARIANT_BOUNDS[entry.role]["mean_abs_diff"]
+        assert entry.speed["vs_fp32"] > 0
+        assert ("slower than fp32" in entry.note) == (entry.speed["vs_fp32"] < 1)
+    assert any(line.startswith("validate  decoder.int8.onnx") for line in lines)
+    assert "file" in lines[-1] and "PSNR dB" in lines[-1]  # the summary table
+
+
+def test_cli_exports_and_prints_a_summary(cvae_run, tmp_path):
+    out = tmp_path / "nested" / "bundle"
+    result = run_cli("vae-export", "onnx", str(cvae_run), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "convert   encoder.onnx" in result.stdout and "validate  decoder.onnx" in result.stdout
+    assert f"to {out}" in result.stdout
+    assert result.stderr == ""
+    assert {f["path"] for f in manifest_of(out)["files"]} == {"encoder.onnx", "decoder.onnx"}
+
+
+def cli_error(*args):
+    result = run_cli("vae-export", *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+def test_cli_errors(cvae_run, tmp_path):
+    out = str(tmp_path / "out")
+    assert "run directory /no/such/run does not exist" in cli_error(
+        "onnx", "/no/such/run", "--out", out)
+    assert "is not a vae-train run (no config.json)" in cli_error("onnx", str(tmp_path), "--out", out)
+    assert "'int4' is not one of" in cli_error(
+        "tflite", str(cvae_run), "--out", out, "--quantize", "int4")
+    for opset in ("12", "19"):
+        assert "--opset" in cli_error("onnx", str(cvae_run), "--out", out, "--opset", opset)
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("mine")
+    assert "is not a usable bundle" in cli_error("onnx", str(cvae_run), "--out", str(occupied))
+    assert (occupied / "keep.txt").read_text() == "mine"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert "cannot create the parent of --out" in cli_error(
+        "onnx", str(cvae_run), "--out", str(blocker / "bundle"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_unfinished_run_is_refused(cvae_run, tmp_path):
+    from vae_runtime.errors import VaeDigitsError
+
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(cvae_run, unfinished)
+    record = json.loads((unfinished / "config.json").read_text())
+    (unfinished / "config.json").write_text(json.dumps(record | {"status": "running"}))
+    with pytest.raises(VaeDigitsError, match="is not finished; resume it with vae-train --resume"):
+        export_to(unfinished, tmp_path / "bundle")
+    assert not (tmp_path / "bundle").exists()
