@@ -66,8 +66,8 @@ class Generator:
         for role in ("encoder", "decoder"):
             entry = manifest.find(role, backend, precision)
             if entry is None:
-                wanted = f"a {precision} " if precision else "a default "
-                raise BundleError(f"bundle {path} has no {wanted}{backend} {role}")
+                wanted = f"of precision {precision}" if precision else "marked default"
+                raise BundleError(f"bundle {path} has no {backend} {role} {wanted}")
             files[role] = entry
             models[role] = open_model(path / entry.path, backend, threads)
             _check_signature(entry, models[role])
@@ -155,11 +155,9 @@ class Generator:
             if default_all:
                 return np.arange(info.num_classes)
             raise VaeDigitsError("this bundle is a CVAE: give labels (ints 0-9 or label names)")
-        items = [labels] if isinstance(labels, int | str | np.integer) else labels
-        if isinstance(items, np.ndarray):
-            items = items.tolist() if items.ndim == 1 else [items]
-        if not isinstance(items, Sequence) or isinstance(items, bytes):
-            raise VaeDigitsError("labels must be an int, a label name or a sequence of them")
+        if isinstance(labels, np.ndarray):
+            labels = labels.tolist()
+        items = labels if isinstance(labels, Sequence) and not isinstance(labels, str) else [labels]
         if len(items) == 0:
             raise VaeDigitsError("labels is empty; give at least one label")
         if len(items) > MAX_DIGITS:

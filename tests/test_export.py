@@ -74,11 +74,9 @@ def test_dynamic_batch_matches_keras(cvae_bundle, cvae_run, mnist, rng, file_for
     images = (mnist.x_test[:batch] / 255.0).astype(np.float32)[..., None]
     images = np.resize(images, (batch, 28, 28, 1))
     decoded = backend_outputs(cvae_bundle, f"decoder.{file_format}", {"z": z, "label": labels})
-    np.testing.assert_allclose(decoded["image"], decoder.predict([z, labels], verbose=0)["image"],
-                               atol=1e-4)
+    np.testing.assert_allclose(decoded["image"], decoder.predict([z, labels], verbose=0)["image"], atol=1e-4)
     assert decoded["image"].shape == (batch, 28, 28, 1)
-    encoded = backend_outputs(cvae_bundle, f"encoder.{file_format}",
-                              {"image": images, "label": labels})
+    encoded = backend_outputs(cvae_bundle, f"encoder.{file_format}", {"image": images, "label": labels})
     expected = encoder.predict([images, labels], verbose=0)
     assert set(encoded) == {"z_mean", "z_log_var"}
     for name in encoded:
@@ -89,13 +87,14 @@ def test_onnx_graph_names_and_metadata(cvae_bundle):
     import onnx
 
     decoder = onnx.load(cvae_bundle / "decoder.onnx")
-    inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
-              for i in decoder.graph.input}
+    inputs = {
+        i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+        for i in decoder.graph.input
+    }
     assert inputs == {"z": ["batch", 2], "label": ["batch", 10]}
     output = decoder.graph.output[0]
     assert output.name == "image"
-    assert [d.dim_param or d.dim_value for d in output.type.tensor_type.shape.dim] == [
-        "batch", 28, 28, 1]
+    assert [d.dim_param or d.dim_value for d in output.type.tensor_type.shape.dim] == ["batch", 28, 28, 1]
     meta = {p.key: p.value for p in decoder.metadata_props}
     assert meta["vae_digits.kind"] == "cvae" and meta["vae_digits.role"] == "decoder"
     assert json.loads(meta["vae_digits.labels"]) == [str(i) for i in range(10)]
@@ -214,11 +213,9 @@ def cli_error(*args):
 
 def test_cli_errors(cvae_run, tmp_path):
     out = str(tmp_path / "out")
-    assert "run directory /no/such/run does not exist" in cli_error(
-        "onnx", "/no/such/run", "--out", out)
+    assert "run directory /no/such/run does not exist" in cli_error("onnx", "/no/such/run", "--out", out)
     assert "is not a vae-train run (no config.json)" in cli_error("onnx", str(tmp_path), "--out", out)
-    assert "'int4' is not one of" in cli_error(
-        "tflite", str(cvae_run), "--out", out, "--quantize", "int4")
+    assert "'int4' is not one of" in cli_error("tflite", str(cvae_run), "--out", out, "--quantize", "int4")
     for opset in ("12", "19"):
         assert "--opset" in cli_error("onnx", str(cvae_run), "--out", out, "--opset", opset)
     occupied = tmp_path / "occupied"
@@ -229,7 +226,8 @@ def test_cli_errors(cvae_run, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     assert "cannot create the parent of --out" in cli_error(
-        "onnx", str(cvae_run), "--out", str(blocker / "bundle"))
+        "onnx", str(cvae_run), "--out", str(blocker / "bundle")
+    )
     assert not (tmp_path / "out").exists()
 
 

@@ -178,3 +178,22 @@ def test_download_failure_names_data_option(monkeypatch):
     monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
     with pytest.raises(DataError, match="cannot download MNIST .* pass --data PATH"):
         load_mnist(None)
+
+
+def test_run_killed_after_its_last_checkpoint_is_finished_by_resume(tmp_path):
+    from vae_train.run import TrainConfig, read_history, read_run, train
+
+    config = TrainConfig(model="vae", epochs=1, batch_size=256, data=str(DATA), seed=2)
+    out = tmp_path / "run"
+
+    def crash(row):
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(config, out, report=crash)
+    assert read_run(out)["status"] == "running" and not (out / "decoder.keras").exists()
+    epochs_run = []
+    summary = train(config, out, resume=True, report=lambda row: epochs_run.append(row["epoch"]))
+    assert epochs_run == [] and summary["epochs"] == 1
+    assert (out / "decoder.keras").exists() and read_run(out)["status"] == "complete"
+    assert len(read_history(out)) == 1

@@ -91,15 +91,16 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False, report: Epoch
     )
     val_set = make_dataset(data.x_test, data.y_test, conditional=conditional, batch_size=config.batch_size)
     started = time.perf_counter()
-    model.fit(
-        train_set,
-        validation_data=val_set,
-        epochs=config.epochs,
-        initial_epoch=done,
-        shuffle=False,
-        verbose=0,
-        callbacks=[_RunKeeper(out, config, report)],
-    )
+    if done < config.epochs:  # else: killed after its last checkpoint, only the final files are missing
+        model.fit(
+            train_set,
+            validation_data=val_set,
+            epochs=config.epochs,
+            initial_epoch=done,
+            shuffle=False,
+            verbose=0,
+            callbacks=[_RunKeeper(out, config, report)],
+        )
     return _finish(out, model, record, time.perf_counter() - started)
 
 
@@ -123,7 +124,8 @@ def _new_record(out: Path, config: TrainConfig) -> dict:
 def _resume_record(out: Path, config: TrainConfig) -> dict:
     record = read_run(out)
     done = _completed_epochs(out)
-    if done >= config.epochs:
+    finished = record.get("status") == "complete"
+    if done > config.epochs or (finished and done == config.epochs):
         raise VaeDigitsError(f"run {out} already has {done} epochs; pass a larger --epochs to train on")
     record.pop("summary", None)
     return record | {"config": asdict(config)}

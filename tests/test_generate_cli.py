@@ -1,0 +1,125 @@
+"""`vae-generate`: outputs as a user sees them, and every bad input as one line."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import run_cli
+from PIL import Image
+
+from vae_runtime.generator import Generator, default_bundle
+from vae_runtime.images import grid
+
+
+def test_png_grid_of_sevens(tmp_path):
+    out = tmp_path / "sevens.png"
+    result = run_cli("vae-generate", "--label", "7", "--count", "16", "--seed", "0", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"wrote 16 digits (labels 7) to {out}"
+    image = np.asarray(Image.open(out))
+    assert image.shape == (2 + 30, 2 + 16 * 30)
+    expected = grid(Generator.load().generate(7, count=16, seed=0), columns=16)
+    np.testing.assert_array_equal(image, expected)
+
+
+def test_npy_holds_the_uint8_digits_in_label_order(tmp_path):
+    out = tmp_path / "digits.npy"
+    result = run_cli(
+        "vae-generate", "--label", "3", "--label", "5", "--count", "4", "--seed", "11", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    digits = np.load(out)
+    assert digits.dtype == np.uint8 and digits.shape == (8, 28, 28)
+    np.testing.assert_array_equal(digits, Generator.load().generate([3, 5], count=4, seed=11))
+
+
+def test_directory_gets_one_png_per_digit(tmp_path):
+    out = tmp_path / "each"
+    result = run_cli(
+        "vae-generate", "--label", "2", "--label", "8", "--count", "3", "--seed", "1", "--out", f"{out}/"
+    )
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        f"label{label}_{i:05d}.png"
+        for label, i in [("2", 0), ("2", 1), ("2", 2), ("8", 3), ("8", 4), ("8", 5)]
+    ]
+    assert np.asarray(Image.open(out / names[0])).shape == (28, 28)
+
+
+def test_same_seed_same_file(tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    for out in (a, b):
+        assert run_cli("vae-generate", "--seed", "5", "--count", "3", "--out", str(out)).returncode == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_info_summarises_the_bundle():
+    result = run_cli("vae-generate", "--info")
+    assert result.returncode == 0, result.stderr
+    assert "kind        cvae, latent_dim 2, labels 0 1 2 3 4 5 6 7 8 9" in result.stdout
+    assert "decoder.onnx" in result.stdout and "validation total" in result.stdout
+
+
+def test_vae_bundle_without_labels(tmp_path):
+    out = tmp_path / "vae.png"
+    result = run_cli(
+        "vae-generate", "--bundle", str(default_bundle("vae")), "--count", "8", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "(unconditional)" in result.stdout and out.exists()
+
+
+@pytest.fixture
+def broken_bundle(tmp_path):
+    copy = tmp_path / "broken"
+    shutil.copytree(default_bundle("cvae"), copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["files"][0]["sha256"] = "0" * 64
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+BAD = [
+    (["--label", "10"], "label 10 is out of range"),
+    (["--label", "seven"], "unknown label 'seven'"),
+    (["--bundle", "{vae}", "--label", "3"], "plain VAE: it takes no labels"),
+    (["--count", "0"], "--count"),
+    (["--count", "1000000"], "--count"),
+    (["--temperature", "0"], "temperature must be a finite number > 0"),
+    (["--temperature", "-2"], "temperature must be a finite number > 0"),
+    (["--temperature", "nan"], "temperature must be a finite number > 0"),
+    (["--temperature", "inf"], "temperature must be a finite number > 0"),
+    (["--seed", "-3"], "--seed"),
+    (["--bundle", "/no/such/bundle"], "bundle /no/such/bundle is not a directory"),
+    (["--bundle", "{broken}"], "does not match its manifest checksum"),
+    (["--backend", "cuda"], "'cuda' is not one of"),
+    (["--out", "{tmp}/digits.gif"], "is not a .png file (one grid), a .npy file"),
+    (["--out", "{tmp}/missing/dir/x.png"], "does not exist"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, broken_bundle, args, message):
+    places = {"vae": default_bundle("vae"), "broken": broken_bundle, "tmp": tmp_path}
+    args = [arg.format(**places) for arg in args]
+    out = tmp_path / "out.png"
+    if "--out" not in args:
+        args += ["--out", str(out)]
+    before = set(tmp_path.iterdir())
+    result = run_cli("vae-generate", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_existing_output_needs_force(tmp_path):
+    out = tmp_path / "x.png"
+    out.write_bytes(b"keep me")
+    result = run_cli("vae-generate", "--out", str(out))
+    assert result.returncode == 2 and "already exists; pass --force" in result.stderr
+    assert out.read_bytes() == b"keep me"
+    assert run_cli("vae-generate", "--out", str(out), "--force").returncode == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
