@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
 from vae_export.source import TrainedRun
 from vae_runtime.backends import Model
 from vae_runtime.errors import VaeDigitsError

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+
 from vae_export.pipeline import Calibration, Report, export
 from vae_export.source import TrainedRun
 from vae_runtime.errors import VaeDigitsError

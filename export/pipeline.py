@@ -9,6 +9,7 @@ from typing import Protocol
 
 import keras
 import numpy as np
+
 from vae_export.bundle import check_target, writing_bundle
 from vae_export.checks import (
     CALIBRATION_SAMPLES,

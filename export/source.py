@@ -8,6 +8,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+
 from vae_runtime.errors import VaeDigitsError
 from vae_runtime.mnist import Mnist
 from vae_train.data import NUM_CLASSES, load_mnist

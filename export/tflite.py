@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+
 from vae_export.pipeline import Calibration, Report, export
 from vae_export.source import TrainedRun
 from vae_runtime.errors import VaeDigitsError

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import typer
+
 from vae_runtime.errors import VaeDigitsError
 from vae_runtime.quiet import native_output_silenced
 

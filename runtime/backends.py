@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
 from vae_runtime.errors import BundleError, VaeDigitsError
 from vae_runtime.quiet import native_output_silenced
 

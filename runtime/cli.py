@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from vae_runtime._cli import run
 
 MAX_COUNT = 10_000

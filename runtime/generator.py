@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from vae_runtime.backends import BACKENDS, INSTALL_HINT, Model, available, open_model
 from vae_runtime.errors import BundleError, VaeDigitsError
 from vae_runtime.manifest import Manifest, ModelFile, read_manifest, verified_path

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
 from vae_runtime.errors import VaeDigitsError
 from vae_runtime.fileio import atomic_write_bytes
 

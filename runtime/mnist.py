@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from vae_runtime.errors import DataError
 
 KERAS_CACHE = Path("~/.keras/datasets/mnist.npz").expanduser()

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+
 from conftest import DATA, HAS_LITERT, needs_litert, needs_tensorflow, run_cli
 
 pytestmark = needs_tensorflow

@@ -5,9 +5,9 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from PIL import Image
 
+from conftest import run_cli
 from vae_runtime.generator import Generator, default_bundle
 from vae_runtime.images import grid
 

@@ -4,6 +4,7 @@ import gzip
 
 import numpy as np
 import pytest
+
 from vae_runtime.errors import DataError
 from vae_runtime.mnist import IDX_FILES, load_mnist_file
 

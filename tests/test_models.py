@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from conftest import needs_tensorflow
 
 pytestmark = needs_tensorflow
@@ -10,6 +11,7 @@ pytestmark = needs_tensorflow
 @pytest.fixture(scope="module")
 def tf_modules():
     import keras
+
     from vae_train import data, models
 
     return keras, models, data
@@ -72,6 +74,7 @@ def test_cvae_decoder_depends_on_the_label(cvae_run):
 @pytest.mark.parametrize("name", ["model", "encoder", "decoder"])
 def test_keras_files_reload_with_identical_outputs(cvae_run, mnist, name):
     import keras
+
     from vae_train.data import to_inputs
 
     path = cvae_run / f"{name}.keras"

@@ -12,8 +12,8 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import needs_litert
 
+from conftest import needs_litert
 from vae_runtime import BundleError, VaeDigitsError
 from vae_runtime.generator import Generator, default_bundle
 
@@ -74,7 +74,7 @@ def test_decode_and_encode_round_trip(generator, mnist):
     assert z_mean.shape == z_log_var.shape == (64, 2)
     decoded = generator.decode(z_mean, mnist.y_test[:64])
     assert decoded.shape == (64, 28, 28) and decoded.dtype == np.float32
-    assert 0 <= decoded.min() and decoded.max() <= 1
+    assert decoded.min() >= 0 and decoded.max() <= 1
     originals = images / 255.0
     own = ((decoded - originals) ** 2).mean()
     others = ((decoded - np.roll(originals, 1, axis=0)) ** 2).mean()
@@ -243,7 +243,8 @@ from vae_runtime.cli import app
 from vae_runtime.generator import Generator
 digits = Generator.load(backend="{backend}").generate(7, count=2, seed=0)
 assert digits.shape == (2, 28, 28)
-print(sorted(m for m, v in sys.modules.items() if v is not None and m.split(".")[0] in ("tensorflow", "keras")))
+loaded = [m for m, v in sys.modules.items() if v is not None and m.split(".")[0] in ("tensorflow", "keras")]
+print(sorted(loaded))
 """
 
 
@@ -260,7 +261,8 @@ def test_runtime_never_imports_the_training_stack(backend):
 
 
 def test_import_is_light():
-    code = "import sys, vae_runtime; print(sorted(m for m in ('onnxruntime', 'PIL', 'typer', 'tensorflow') if m in sys.modules))"
+    heavy = ("onnxruntime", "PIL", "typer", "tensorflow")
+    code = f"import sys, vae_runtime; print(sorted(m for m in {heavy} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stderr
 

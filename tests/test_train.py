@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+
 from conftest import DATA, needs_tensorflow, run_cli
 
 pytestmark = needs_tensorflow
@@ -169,6 +170,7 @@ def test_existing_out_that_is_not_a_run(tmp_path):
 
 def test_download_failure_names_data_option(monkeypatch):
     import keras
+
     from vae_runtime.errors import DataError
     from vae_train.data import load_mnist
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from vae_runtime._cli import import_tensorflow_quietly, run
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf
+
 from vae_runtime.errors import DataError
 from vae_runtime.mnist import Mnist, load_mnist_file
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+
 from vae_runtime.errors import VaeDigitsError
 from vae_runtime.fileio import atomic_write_bytes, atomic_write_text
 from vae_train.data import NUM_CLASSES, load_mnist, make_dataset
