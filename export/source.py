@@ -11,6 +11,7 @@ import numpy as np
 
 from vae_runtime.errors import VaeDigitsError
 from vae_runtime.mnist import Mnist
+from vae_train import models  # noqa: F401  (registers Sampling, VAE, CVAE for loading)
 from vae_train.data import NUM_CLASSES, load_mnist
 from vae_train.run import MODEL_FILES, read_run
 

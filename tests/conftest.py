@@ -25,18 +25,18 @@ needs_litert = pytest.mark.skipif(not HAS_LITERT, reason='needs "vae-digits[tfli
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+CLI_MODULES = {"vae-train": "vae_train", "vae-export": "vae_export", "vae-generate": "vae_runtime"}
+
+
+def cli_argv(command: str, *args: str) -> list[str]:
+    """The argv that runs a console script of this package in a fresh interpreter."""
+    code = f"import sys; sys.argv[0] = {command!r}; from {CLI_MODULES[command]}.cli import main; main()"
+    return [sys.executable, "-c", code, *args]
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run a console script of this package in a fresh process, as a user would."""
-    command = args[0]
-    module = {"vae-train": "vae_train", "vae-export": "vae_export", "vae-generate": "vae_runtime"}
-    code = f"import sys; sys.argv[0] = {command!r}; from {module[command]}.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args[1:]],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-    )
+    return subprocess.run(cli_argv(*args), capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
 @pytest.fixture(scope="session")
