@@ -210,14 +210,14 @@ def test_unknown_backend_and_variant(generator):
         Generator.load(precision="int4")
 
 
-def test_threads_share_one_generator(generator):
+def test_8_threads_x_200_calls_equal_serial_results(generator):
     seeds = list(range(16))
     serial = {seed: generator.generate(seed % 10, count=4, seed=seed) for seed in seeds}
     results, errors = {}, []
 
     def work(offset):
         try:
-            for index in range(25):
+            for index in range(200):
                 seed = seeds[(offset + index) % len(seeds)]
                 results[(offset, index)] = (seed, generator.generate(seed % 10, count=4, seed=seed))
         except Exception as error:  # surfaced below
@@ -229,7 +229,7 @@ def test_threads_share_one_generator(generator):
     for thread in threads:
         thread.join()
     assert not errors
-    assert len(results) == 200
+    assert len(results) == 8 * 200
     for seed, digits in results.values():
         np.testing.assert_array_equal(digits, serial[seed])
 

@@ -38,7 +38,7 @@ def train(
         Path | None,
         _option("a Keras mnist.npz or a directory of MNIST IDX files [default: Keras download]"),
     ] = None,
-    out: Annotated[Path, typer.Option(help="the run directory")] = Path("runs/cvae"),
+    out: Annotated[Path | None, _option("the run directory [default: runs/MODEL]")] = None,
     seed: Annotated[int | None, _option("[default: 0]", min=0)] = None,
     keep_checkpoints: Annotated[
         int | None, _option("per-epoch checkpoints kept, 0 = all [default: 3]", min=0)
@@ -63,6 +63,7 @@ def train(
     from vae_train.run import train as train_run
 
     explicit = {name: value for name, value in given.items() if value is not None}
+    out = out or Path("runs") / explicit.get("model", "cvae")
     config = resume_config(out, explicit) if resume else TrainConfig(**explicit)
     typer.echo(f"training {config.model} for {config.epochs} epochs into {out}")
     summary = train_run(config, out, resume=resume, report=_print_epoch)

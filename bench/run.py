@@ -1,0 +1,191 @@
+"""Benchmark generation speed and cold start in one run, contenders interleaved.
+
+    python bench/run.py [--bundle DIR] [--seconds 0.5] [--rounds 5] [--json bench/results/latest.json]
+
+Throughput (digits/s) at batch 1, 16 and 256 and single-digit latency (median, p99) for: the Keras
+decoder under tf.function (the baseline, when TensorFlow is installed), and every decoder file of the
+bundle through vae_runtime's backends. Rounds interleave the contenders so that machine noise hits all
+alike; each figure is the median over rounds. Cold start: wall time of fresh processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from vae_runtime.backends import available, open_model
+from vae_runtime.generator import default_bundle
+from vae_runtime.manifest import read_manifest
+
+BATCHES = (1, 16, 256)
+DECODER_MFLOP = 11.3  # multiply-adds x 2 per digit, for the seed architecture
+SGEMM_GFLOPS = 210.0  # this 2-core machine's sgemm, measured with numpy
+
+
+def contenders(bundle: Path, keras_decoder: Path) -> dict[str, object]:
+    """name -> a callable(feeds) running one batch."""
+    manifest = read_manifest(bundle)
+    found = {}
+    if _has_tensorflow() and keras_decoder.is_file():
+        found["keras tf.function (baseline)"] = _keras_decoder(keras_decoder)
+    else:
+        print(f"no baseline: needs TensorFlow and {keras_decoder} (scripts/build_pretrained.sh)")
+    for entry in manifest.files:
+        if entry.role == "decoder" and available(entry.format):
+            model = open_model(bundle / entry.path, entry.format)
+            found[f"vae_runtime {entry.format} {entry.precision}"] = model.run
+    return found
+
+
+def _has_tensorflow() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def _keras_decoder(path: Path):
+    """The run's Keras decoder under tf.function."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import tensorflow as tf
+
+    import vae_train.models  # noqa: F401  (registers the custom layers)
+
+    decoder = keras.models.load_model(path)
+    call = tf.function(lambda inputs: decoder(inputs, training=False), reduce_retracing=True)
+    order = [i.name for i in decoder.inputs]
+    return lambda feeds: {"image": call([feeds[name] for name in order]).numpy()}
+
+
+def feeds_for(manifest, batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    feeds = {"z": rng.standard_normal((batch, manifest.latent_dim), dtype=np.float32)}
+    if manifest.conditional:
+        feeds["label"] = np.eye(manifest.num_classes, dtype=np.float32)[rng.integers(0, 10, batch)]
+    return feeds
+
+
+def throughput(run, feeds, seconds: float) -> float:
+    run(feeds)
+    batch = len(feeds["z"])
+    calls, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        run(feeds)
+        calls += 1
+    return calls * batch / elapsed
+
+
+def latencies(run, feeds, count: int) -> list[float]:
+    run(feeds)
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        run(feeds)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def cold_start(repeats: int) -> dict[str, float]:
+    """Median wall time of fresh processes: import vae_runtime, and vae-generate to a PNG."""
+    out = Path(tempfile.mkdtemp()) / "x.png"
+    commands = {
+        "python -c 'import vae_runtime'": [sys.executable, "-c", "import vae_runtime"],
+        "vae-generate --label 7 --count 16 --out x.png": [
+            sys.executable,
+            "-c",
+            "import sys; sys.argv[0]='vae-generate'; from vae_runtime.cli import main; main()",
+            "--label",
+            "7",
+            "--count",
+            "16",
+            "--out",
+            str(out),
+            "--force",
+        ],
+        "python -c pass (interpreter alone)": [sys.executable, "-c", "pass"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, command in commands.items():
+            started = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, default=default_bundle("cvae"))
+    parser.add_argument("--seconds", type=float, default=0.5, help="per contender, batch and round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--keras-decoder",
+        type=Path,
+        default=Path("runs/pretrained-cvae/decoder.keras"),
+        help="the baseline: the Keras decoder the bundle was exported from",
+    )
+    parser.add_argument("--json", type=Path, default=Path("bench/results/latest.json"))
+    args = parser.parse_args()
+
+    manifest = read_manifest(args.bundle)
+    runs = contenders(args.bundle, args.keras_decoder)
+    rng = np.random.default_rng(0)
+    feeds = {batch: feeds_for(manifest, batch, rng) for batch in BATCHES}
+    samples: dict[str, dict[str, list[float]]] = {name: {} for name in runs}
+    for _ in range(args.rounds):
+        for batch in BATCHES:
+            for name, run in runs.items():  # interleaved: every contender once per round and batch
+                samples[name].setdefault(f"batch {batch}", []).append(
+                    throughput(run, feeds[batch], args.seconds)
+                )
+        for name, run in runs.items():
+            samples[name].setdefault("latency", []).extend(latencies(run, feeds[1], 200))
+
+    results = {}
+    for name, figures in samples.items():
+        lat = np.array(figures.pop("latency")) * 1000
+        results[name] = {
+            **{key: statistics.median(values) for key, values in figures.items()},
+            "latency_ms_median": float(np.median(lat)),
+            "latency_ms_p99": float(np.percentile(lat, 99)),
+        }
+    baseline = next((r for n, r in results.items() if "baseline" in n), None)
+    ceiling = SGEMM_GFLOPS * 1000 / DECODER_MFLOP
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or 'cpu'}",
+        "bundle": str(args.bundle),
+        "fp32_ceiling_digits_per_s": round(ceiling),
+        "generation": results,
+        "cold_start_s": cold_start(repeats=5),
+    }
+    print(f"{report['date']}  {report['machine']}")
+    header = f"{'contender':<34}" + "".join(f"{f'batch {b}/s':>13}" for b in BATCHES)
+    print(header + f"{'lat ms p50':>12}{'p99':>8}{'vs base':>9}{'of ceiling':>11}")
+    for name, r in results.items():
+        ratio = r["batch 256"] / baseline["batch 256"] if baseline else float("nan")
+        print(
+            f"{name:<34}"
+            + "".join(f"{r[f'batch {b}']:>13.0f}" for b in BATCHES)
+            + f"{r['latency_ms_median']:>12.3f}{r['latency_ms_p99']:>8.3f}{ratio:>9.2f}"
+            + f"{r['batch 256'] / ceiling:>11.1%}"
+        )
+    for name, seconds in report["cold_start_s"].items():
+        print(f"cold start  {name:<48}{seconds:>7.3f} s")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
