@@ -275,7 +275,7 @@ def _plot_curves(history: list[dict], path: Path) -> None:
     for axis, loss in zip(axes, LOSSES, strict=True):
         axis.plot(epochs, [row[loss] for row in history], "o-", label="train")
         axis.plot(epochs, [row[f"val_{loss}"] for row in history], "s--", label="validation")
-        axis.set(title=loss.replace("_", " "), xlabel="epoch", ylabel="nats per digit")
+        axis.set(title=loss.replace("_", " ").replace("kl", "KL"), xlabel="epoch", ylabel="nats per digit")
         axis.grid(alpha=0.3)
         axis.legend()
     buffer = io.BytesIO()
