@@ -35,6 +35,10 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def save_png(image: np.ndarray, path: Path) -> None:
+    atomic_write_bytes(Path(path), png_bytes(image))
+
+
 def output_kind(out: str) -> str:
     """'png', 'npy' or 'dir' for an --out value, or a VaeDigitsError naming what is allowed."""
     path = Path(out)
@@ -68,7 +72,7 @@ def save(digits: np.ndarray, out: str, columns: int, labels: list[str] | None, f
         np.save(buffer, digits)
         atomic_write_bytes(path, buffer.getvalue())
     elif kind == "png":
-        atomic_write_bytes(path, png_bytes(grid(digits, columns)))
+        save_png(grid(digits, columns), path)
     else:
         _save_each(digits, path, labels, force)
     return str(path)

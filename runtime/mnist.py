@@ -100,3 +100,39 @@ def _checked(arrays: dict[str, np.ndarray], source: str) -> Mnist:
         if images.dtype != np.uint8:
             raise DataError(f"x_{split} in {source} is {images.dtype}, expected uint8 pixels")
     return Mnist(**{key: np.asarray(arrays[key]) for key in SPLITS}, source=source)
+
+
+KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+KERAS_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+
+
+def load_mnist_anywhere(path: str | Path | None = None) -> Mnist:
+    """MNIST from `path`, else Keras's cache file, else downloaded into that cache as Keras does.
+
+    Needs no TensorFlow. Offline with neither file, the DataError names --data.
+    """
+    if path is not None:
+        return load_mnist_file(path)
+    if not KERAS_CACHE.is_file():
+        _download(KERAS_URL, KERAS_CACHE)
+    return load_mnist_file(KERAS_CACHE)
+
+
+def _download(url: str, target: Path) -> None:
+    import hashlib
+    import urllib.request
+
+    from vae_runtime.fileio import atomic_write_bytes
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            data = response.read()
+    except OSError as error:
+        raise DataError(
+            f"MNIST is not in {target} and cannot be downloaded ({error}); "
+            "pass --data PATH to a mnist.npz or a directory of IDX files"
+        ) from None
+    if hashlib.sha256(data).hexdigest() != KERAS_SHA256:
+        raise DataError(f"the MNIST download from {url} is damaged (checksum mismatch); try again")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(target, data)

@@ -25,12 +25,17 @@ needs_litert = pytest.mark.skipif(not HAS_LITERT, reason='needs "vae-digits[tfli
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-CLI_MODULES = {"vae-train": "vae_train", "vae-export": "vae_export", "vae-generate": "vae_runtime"}
+CLI_MODULES = {
+    "vae-train": "vae_train.cli",
+    "vae-export": "vae_export.cli",
+    "vae-generate": "vae_runtime.cli",
+    "vae-explore": "vae_runtime.explore_cli",
+}
 
 
 def cli_argv(command: str, *args: str) -> list[str]:
     """The argv that runs a console script of this package in a fresh interpreter."""
-    code = f"import sys; sys.argv[0] = {command!r}; from {CLI_MODULES[command]}.cli import main; main()"
+    code = f"import sys; sys.argv[0] = {command!r}; from {CLI_MODULES[command]} import main; main()"
     return [sys.executable, "-c", code, *args]
 
 

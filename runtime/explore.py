@@ -1,0 +1,190 @@
+"""Pictures of what a bundle learned: latent grids, label rows, interpolations, restyling, clusters.
+
+Every function takes a loaded `Generator` and returns a uint8 image (0 = black), so any exported
+bundle can be inspected without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from vae_runtime.errors import VaeDigitsError
+from vae_runtime.generator import Generator
+from vae_runtime.images import grid
+
+MAX_GRID = 100
+
+
+def latent_grid(
+    g: Generator,
+    n: int = 30,
+    span: float = 2.0,
+    label: int | str | None = None,
+    dims: tuple[int, int] = (0, 1),
+) -> np.ndarray:
+    """Decode an nxn grid over [-span, span]^2 of two latent dimensions (the others at 0).
+
+    The horizontal axis is dims[0] rising to the right, the vertical one dims[1] rising upwards.
+    For a CVAE pass a label; `label=None` puts the grids of every label side by side.
+    """
+    if not 2 <= n <= MAX_GRID:
+        raise VaeDigitsError(f"grid size must be 2-{MAX_GRID}, not {n}")
+    if not np.isfinite(span) or span <= 0:
+        raise VaeDigitsError(f"span must be a finite number > 0, not {span}")
+    latent_dim = g.info.latent_dim
+    if len(set(dims)) != 2 or not all(0 <= d < latent_dim for d in dims):
+        raise VaeDigitsError(f"dims must be two different dimensions in 0-{latent_dim - 1}, not {dims}")
+    axis = np.linspace(-span, span, n, dtype=np.float32)
+    z = np.zeros((n * n, latent_dim), np.float32)
+    z[:, dims[0]] = np.tile(axis, n)
+    z[:, dims[1]] = np.repeat(axis[::-1], n)
+    labels = [None] if not g.info.conditional else g.label_ids(label)
+    panels = [_digits(g, z, lab) for lab in labels]
+    tiles = np.stack([grid(panel, columns=n, pad=0) for panel in panels])
+    return tiles[0] if len(tiles) == 1 else grid(tiles, columns=5, pad=6)
+
+
+def label_rows(g: Generator, columns: int = 8, seed: int | None = 0, temperature: float = 1.0) -> np.ndarray:
+    """A CVAE's labels as rows, one fixed z per column: a column is one style across all digits."""
+    _need_cvae(g, "label rows")
+    z = np.random.default_rng(seed).standard_normal((columns, g.info.latent_dim), dtype=np.float32)
+    rows = [_digits(g, z * temperature, label) for label in range(g.info.num_classes)]
+    return grid(np.concatenate(rows), columns=columns)
+
+
+def interpolate(
+    g: Generator,
+    start: np.ndarray,
+    end: np.ndarray,
+    steps: int = 10,
+    label: int | str | None = None,
+    spherical: bool = False,
+) -> np.ndarray:
+    """Decode the straight (or spherical) path from latent `start` to `end` as one strip."""
+    if not 2 <= steps <= 200:
+        raise VaeDigitsError(f"steps must be 2-200, not {steps}")
+    start, end = (np.asarray(v, np.float32).reshape(-1) for v in (start, end))
+    for name, value in (("start", start), ("end", end)):
+        if value.shape != (g.info.latent_dim,) or not np.isfinite(value).all():
+            raise VaeDigitsError(f"{name} must be {g.info.latent_dim} finite numbers")
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+    path = slerp(start, end, t) if spherical else (1 - t) * start + t * end
+    label_id = _one_label(g, label)
+    return grid(_digits(g, path, label_id), columns=steps)
+
+
+def slerp(start: np.ndarray, end: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation between two vectors; linear where they are (anti)parallel."""
+    norms = np.linalg.norm(start) * np.linalg.norm(end)
+    cosine = np.clip(np.dot(start, end) / norms, -1.0, 1.0) if norms > 0 else 1.0
+    omega = np.arccos(cosine)
+    if np.sin(omega) < 1e-6:
+        return (1 - t) * start + t * end
+    return (np.sin((1 - t) * omega) * start + np.sin(t * omega) * end) / np.sin(omega)
+
+
+def restyle(g: Generator, image: np.ndarray, label: int | str) -> np.ndarray:
+    """Encode one real digit with its label, decode its z with every label: one strip.
+
+    The first tile is the digit as the model saw it.
+    """
+    _need_cvae(g, "restyle")
+    label_id = _one_label(g, label)
+    z_mean, _ = g.encode(image[None], [label_id])
+    decoded = g.decode(np.repeat(z_mean, g.info.num_classes, axis=0), list(range(g.info.num_classes)))
+    tiles = np.concatenate([image[None], _to_uint8(decoded)])
+    return grid(tiles, columns=len(tiles))
+
+
+def load_digit(path: Path) -> np.ndarray:
+    """A PNG/JPEG of any size -> uint8 (28, 28), white digit on black, centred like MNIST."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as source:
+            gray = np.asarray(source.convert("L"), dtype=np.float32)
+    except (OSError, UnidentifiedImageError) as error:
+        raise VaeDigitsError(f"cannot read image {path} ({error})") from None
+    if np.median(gray) > 127:  # dark ink on light paper: invert to MNIST's white on black
+        gray = 255 - gray
+    ink = gray > 0.2 * gray.max() if gray.max() > 0 else None
+    if ink is None or not ink.any():
+        raise VaeDigitsError(f"image {path} is blank: no digit to encode")
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    crop = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    # MNIST: the digit fits a 20x20 box, centred in 28x28
+    scale = 20.0 / max(crop.shape)
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    small = np.asarray(Image.fromarray(crop.astype(np.uint8)).resize(size, Image.Resampling.LANCZOS))
+    canvas = np.zeros((28, 28), np.uint8)
+    top, left = (28 - small.shape[0]) // 2, (28 - small.shape[1]) // 2
+    canvas[top : top + small.shape[0], left : left + small.shape[1]] = small
+    return canvas
+
+
+def clusters_png(
+    g: Generator, images: np.ndarray, labels: np.ndarray, dims: tuple[int, int] = (0, 1)
+) -> bytes:
+    """Scatter the test digits' z_mean coloured by their label, with a legend; PNG bytes."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise VaeDigitsError('clusters needs matplotlib: pip install "vae-digits[explore]"') from None
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    z_mean, _ = g.encode(images, labels if g.info.conditional else None)
+    figure, axis = plt.subplots(figsize=(8, 7), layout="constrained")
+    colours = plt.get_cmap("tab10")
+    for digit in range(10):
+        chosen = labels == digit
+        axis.scatter(
+            z_mean[chosen, dims[0]],
+            z_mean[chosen, dims[1]],
+            s=3,
+            alpha=0.6,
+            color=colours(digit),
+            label=str(digit),
+            rasterized=True,
+        )
+    axis.set(
+        xlabel=f"z[{dims[0]}]",
+        ylabel=f"z[{dims[1]}]",
+        title=f"{g.info.kind.upper()} z_mean of {len(images):,} test digits",
+    )
+    axis.legend(title="digit", markerscale=4, loc="best", framealpha=0.9)
+    axis.grid(alpha=0.3)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _digits(g: Generator, z: np.ndarray, label: int | None) -> np.ndarray:
+    labels = None if label is None else [label]
+    return _to_uint8(g.decode(z, labels))
+
+
+def _to_uint8(images: np.ndarray) -> np.ndarray:
+    return np.rint(images * 255.0).astype(np.uint8)
+
+
+def _one_label(g: Generator, label: int | str | None) -> int | None:
+    if not g.info.conditional:
+        if label is not None:
+            raise VaeDigitsError("this bundle is a plain VAE: it takes no labels")
+        return None
+    if label is None:
+        raise VaeDigitsError("this bundle is a CVAE: give --label")
+    ids = g.label_ids(label)
+    if len(ids) != 1:
+        raise VaeDigitsError("give exactly one label")
+    return int(ids[0])
+
+
+def _need_cvae(g: Generator, what: str) -> None:
+    if not g.info.conditional:
+        raise VaeDigitsError(f"{what} needs a CVAE bundle; this one is a plain VAE")

@@ -1,0 +1,133 @@
+"""`vae-explore`: each picture's size, content and determinism, from the embedded bundles."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import DATA, run_cli
+from vae_runtime import VaeDigitsError
+from vae_runtime.explore import interpolate, label_rows, latent_grid, load_digit, restyle, slerp
+from vae_runtime.generator import Generator, default_bundle
+
+
+@pytest.fixture(scope="module")
+def cvae():
+    return Generator.load()
+
+
+@pytest.fixture(scope="module")
+def vae():
+    return Generator.load(default_bundle("vae"))
+
+
+def test_grid_for_one_label_covers_the_plane(cvae):
+    image = latent_grid(cvae, n=5, span=1.5, label=7)
+    assert image.shape == (5 * 28, 5 * 28) and image.dtype == np.uint8
+    # the top-left tile is z = (-1.5, +1.5): x rises to the right, y upwards
+    expected = np.rint(cvae.decode(np.array([[-1.5, 1.5]]), 7)[0] * 255).astype(np.uint8)
+    np.testing.assert_array_equal(image[:28, :28], expected)
+    tiles = image.reshape(5, 28, 5, 28).swapaxes(1, 2).reshape(25, -1)
+    assert len({tile.tobytes() for tile in tiles}) == 25  # every point decodes differently
+
+
+def test_grid_of_every_label_is_a_mosaic(cvae):
+    image = latent_grid(cvae, n=4)
+    tile = 4 * 28
+    assert image.shape == (2 * tile + 3 * 6, 5 * tile + 6 * 6)
+
+
+def test_grid_of_a_vae_and_bad_arguments(vae, cvae):
+    assert latent_grid(vae, n=3).shape == (84, 84)
+    with pytest.raises(VaeDigitsError, match="grid size must be 2-100"):
+        latent_grid(cvae, n=1)
+    with pytest.raises(VaeDigitsError, match="span must be a finite number > 0"):
+        latent_grid(cvae, span=float("nan"))
+    with pytest.raises(VaeDigitsError, match="dims must be two different dimensions in 0-1"):
+        latent_grid(cvae, dims=(0, 2))
+
+
+def test_label_rows_keep_one_style_per_column(cvae):
+    image = label_rows(cvae, columns=6, seed=3)
+    assert image.shape == (2 + 10 * 30, 2 + 6 * 30)
+    np.testing.assert_array_equal(image, label_rows(cvae, columns=6, seed=3))
+    z = np.random.default_rng(3).standard_normal((6, 2), dtype=np.float32)
+    first_eight = np.rint(cvae.decode(z[:1], 8)[0] * 255).astype(np.uint8)
+    np.testing.assert_array_equal(image[2 + 8 * 30 : 2 + 8 * 30 + 28, 2:30], first_eight)
+
+
+def test_interpolation_ends_at_its_endpoints(cvae):
+    start, end = np.array([-2.0, 0.5]), np.array([1.0, -1.0])
+    strip = interpolate(cvae, start, end, steps=7, label=2)
+    assert strip.shape == (32, 2 + 7 * 30)
+    last = np.rint(cvae.decode(end[None], 2)[0] * 255).astype(np.uint8)
+    np.testing.assert_array_equal(strip[2:30, 2 + 6 * 30 : 2 + 6 * 30 + 28], last)
+    with pytest.raises(VaeDigitsError, match="give --label"):
+        interpolate(cvae, start, end)
+
+
+def test_slerp_keeps_the_norm_between_equal_norm_ends():
+    a, b = np.array([2.0, 0.0]), np.array([0.0, 2.0])
+    path = slerp(a, b, np.linspace(0, 1, 9)[:, None])
+    np.testing.assert_allclose(np.linalg.norm(path, axis=1), 2.0, rtol=1e-6)
+    np.testing.assert_allclose(path[0], a) and np.testing.assert_allclose(path[-1], b)
+
+
+def test_restyle_writes_the_source_then_every_label(cvae, mnist):
+    strip = restyle(cvae, mnist.x_test[0], int(mnist.y_test[0]))
+    assert strip.shape == (32, 2 + 11 * 30)
+    np.testing.assert_array_equal(strip[2:30, 2:30], mnist.x_test[0])
+
+
+def test_load_digit_from_a_large_dark_on_light_photo(tmp_path, mnist):
+    big = np.asarray(Image.fromarray(255 - mnist.x_test[3]).resize((280, 280)))
+    path = tmp_path / "photo.png"
+    Image.fromarray(big).save(path)
+    digit = load_digit(path)
+    assert digit.shape == (28, 28) and digit.dtype == np.uint8
+    assert np.median(digit) < 20 and digit.max() > 200  # white ink on black, like MNIST
+    ys, xs = np.nonzero(digit > 50)
+    assert 10 < ys.mean() < 18 and 10 < xs.mean() < 18  # centred
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((50, 50), 255, np.uint8)).save(blank)
+    with pytest.raises(VaeDigitsError, match="is blank"):
+        load_digit(blank)
+
+
+@pytest.mark.parametrize(
+    ("args", "size"),
+    [
+        (["grid", "--label", "3", "--n", "10"], (280, 280)),
+        (["labels", "--columns", "4"], (4 * 30 + 2, 10 * 30 + 2)),
+        (["interpolate", "--from", "-1,0", "--to", "1,0", "--label", "5", "--steps", "6"], (182, 32)),
+        (["restyle", "--index", "2", "--data", str(DATA)], (332, 32)),
+        (["clusters", "--data", str(DATA)], (800, 700)),
+    ],
+)
+def test_cli_writes_each_picture(tmp_path, args, size):
+    out = tmp_path / "picture.png"
+    result = run_cli("vae-explore", *args, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as image:
+        assert image.size == size
+        assert np.asarray(image.convert("L")).std() > 10  # not a blank picture
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["grid", "--label", "11"], "label 11 is out of range"),
+        (["grid", "--out", "x.jpg"], "must be a .png file"),
+        (["restyle"], "give either --image FILE or --index N"),
+        (["restyle", "--index", "99999", "--data", str(DATA)], "is past the 400 test digits"),
+        (["interpolate", "--from", "a,b", "--to", "1,1", "--label", "1"], "is not comma-separated numbers"),
+        (["labels", "--bundle", "{vae}"], "label rows needs a CVAE bundle"),
+    ],
+)
+def test_cli_errors(tmp_path, args, message):
+    args = [a.format(vae=default_bundle("vae")) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "x.png")]
+    result = run_cli("vae-explore", *args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
