@@ -30,6 +30,7 @@ CLI_MODULES = {
     "vae-export": "vae_export.cli",
     "vae-generate": "vae_runtime.cli",
     "vae-explore": "vae_runtime.explore_cli",
+    "vae-eval": "vae_runtime.eval_cli",
 }
 
 

@@ -87,3 +87,30 @@ def test_truncated_idx(tmp_path, mnist):
 def test_idx_directory_missing_file(tmp_path):
     with pytest.raises(DataError, match="has no train-images-idx3-ubyte"):
         load_mnist_file(tmp_path)
+
+
+def test_offline_without_cache_names_data_option(tmp_path, monkeypatch):
+    import urllib.request
+
+    from vae_runtime import mnist
+
+    def offline(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(mnist, "KERAS_CACHE", tmp_path / "datasets" / "mnist.npz")
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(DataError, match="cannot be downloaded .* pass --data PATH"):
+        mnist.load_mnist_anywhere(None)
+    assert not (tmp_path / "datasets").exists()
+
+
+def test_keras_cache_file_is_used(tmp_path, monkeypatch, mnist):
+    import shutil
+
+    from conftest import DATA
+    from vae_runtime import mnist as module
+
+    cache = tmp_path / "mnist.npz"
+    shutil.copy(DATA, cache)
+    monkeypatch.setattr(module, "KERAS_CACHE", cache)
+    assert module.load_mnist_anywhere(None).x_test.shape == mnist.x_test.shape
