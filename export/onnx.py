@@ -77,7 +77,7 @@ class OnnxFormat:
         import onnx
 
         if precision == "fp32":
-            proto = _to_onnx(model, self.opset)
+            proto = to_onnx(model, self.opset)
         else:
             fp32_path = path.with_name(f"{role}.onnx")
             proto = _quantize_static(fp32_path, calibration())
@@ -92,7 +92,8 @@ class OnnxFormat:
         return {"tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__, "onnx_opset": self.opset}
 
 
-def _to_onnx(model: keras.Model, opset: int):
+def to_onnx(model: keras.Model, opset: int):
+    """A Keras model with named inputs and dict outputs -> an ONNX ModelProto, batch axis `batch`."""
     import tensorflow as tf
     import tf2onnx
 

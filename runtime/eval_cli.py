@@ -26,33 +26,58 @@ def evaluate(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="seed of the latent samples", min=0)] = 0,
+    classifier: Annotated[
+        Path | None,
+        typer.Option(
+            help="classifier.onnx from `vae-train classifier` [default: beside the bundle]",
+            show_default=False,
+        ),
+    ] = None,
+    per_label: Annotated[int, typer.Option(help="generated digits per label (CVAE)", min=2)] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines")] = False,
 ) -> None:
-    """Reconstruction, KL and total loss (nats per digit) on the test split, through the runtime."""
-    from vae_runtime.evaluate import elbo_terms
+    """Losses on the test split through the runtime; for a CVAE also how well it obeys labels."""
+    from vae_runtime.evaluate import CLASSIFIER, Judge, elbo_terms, generation_quality
     from vae_runtime.generator import Generator
     from vae_runtime.mnist import load_mnist_anywhere
 
     g = Generator.load(bundle)
+    judge = Judge(classifier or g.bundle.parent / CLASSIFIER) if g.info.conditional else None
     mnist = load_mnist_anywhere(data)
     beta = float(g.info.training.get("config", {}).get("beta", 1.0))
-    terms = elbo_terms(g, mnist.x_test, mnist.y_test, seed=seed, beta=beta)
     report = {
         "bundle": str(g.bundle),
         "kind": g.info.kind,
         "data": mnist.source,
-        **terms,
+        **elbo_terms(g, mnist.x_test, mnist.y_test, seed=seed, beta=beta),
         "training_validation": g.info.training.get("validation", {}),
     }
-    if as_json:
-        typer.echo(json.dumps(report, indent=2))
-        return
+    if judge is not None:
+        report["generation"] = generation_quality(g, judge, mnist.x_test, mnist.y_test, per_label, seed)
+    typer.echo(json.dumps(report, indent=2) if as_json else _table(report))
+
+
+def _table(report: dict) -> str:
     trained = report["training_validation"]
-    typer.echo(f"{g.info.kind} bundle {g.bundle} on {terms['digits']:,} test digits ({mnist.source})")
-    typer.echo(f"{'loss (nats/digit)':<22}{'runtime':>10}{'training':>10}")
+    lines = [
+        f"{report['kind']} bundle {report['bundle']} on {report['digits']:,} test digits ({report['data']})",
+        f"{'loss (nats/digit)':<22}{'runtime':>10}{'training':>10}",
+    ]
     for name in ("reconstruction_loss", "kl_loss", "total_loss"):
-        before = trained.get(name)
-        typer.echo(f"{name:<22}{terms[name]:>10.2f}" + (f"{before:>10.2f}" if before else ""))
+        before = f"{trained[name]:>10.2f}" if name in trained else ""
+        lines.append(f"{name:<22}{report[name]:>10.2f}{before}")
+    quality = report.get("generation")
+    if quality:
+        by_label = "  ".join(f"{k}:{v:.3f}" for k, v in quality["accuracy_by_label"].items())
+        lines += [
+            f"generated digits judged by the classifier ({quality['generated_per_label']} per label)",
+            f"  accuracy by label   {by_label}",
+            f"  accuracy            {quality['accuracy']:.4f}",
+            f"  Frechet distance    {quality['frechet_distance']:.3f} (generated vs test digits)",
+            f"  in-label diversity  {quality['diversity_generated']:.3f} "
+            f"(test digits: {quality['diversity_real']:.3f})",
+        ]
+    return "\n".join(lines)
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ latent dimensions, total = reconstruction + KL; each a mean over digits, in nats
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from vae_runtime.generator import Generator
@@ -43,4 +45,90 @@ def elbo_terms(
         "kl_loss": kl,
         "total_loss": reconstruction + beta * kl,
         "digits": len(images),
+    }
+
+
+CLASSIFIER = "classifier.onnx"
+
+
+class Judge:
+    """The MNIST classifier trained by `vae-train classifier`, run with onnxruntime."""
+
+    def __init__(self, path: Path):
+        from vae_runtime.backends import open_model
+        from vae_runtime.errors import BundleError
+
+        if not Path(path).is_file():
+            raise BundleError(
+                f"no classifier at {path}; train one with `vae-train classifier` and pass --classifier"
+            )
+        self.model = open_model(Path(path), "onnx")
+        if set(self.model.output_names) != {"features", "probabilities"}:
+            raise BundleError(f"{path} is not a vae-digits classifier (outputs features, probabilities)")
+
+    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 digits (N, 28, 28) -> (features (N, 128), predicted labels (N,))."""
+        pixels = (images.astype(np.float32) / 255.0)[..., None]
+        parts = [self.model.run({"image": pixels[i : i + 1024]}) for i in range(0, len(pixels), 1024)]
+        features = np.concatenate([p["features"] for p in parts])
+        predicted = np.concatenate([p["probabilities"] for p in parts]).argmax(axis=1)
+        return features, predicted
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (rows are samples)."""
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    # Tr sqrt(A B) = Tr sqrt(A^1/2 B A^1/2), whose eigenvalues are real and non-negative
+    middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_root = np.sqrt(np.clip(middle, 0, None)).sum()
+    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
+
+
+def mean_pairwise_distance(features: np.ndarray) -> float:
+    """Mean Euclidean distance between distinct rows: how varied a set of digits is."""
+    squared = (features**2).sum(axis=1)
+    distances = np.sqrt(np.clip(squared[:, None] + squared[None] - 2 * features @ features.T, 0, None))
+    count = len(features)
+    return float(distances.sum() / (count * (count - 1)))
+
+
+def generation_quality(
+    g: Generator,
+    judge: Judge,
+    real_images: np.ndarray,
+    real_labels: np.ndarray,
+    per_label: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """For a CVAE: per-label accuracy of generated digits, Frechet distance to the real ones in the
+    classifier's feature space, and in-label diversity (generated and real)."""
+    label_ids = np.arange(g.info.num_classes)
+    generated = g.generate(label_ids, count=per_label, seed=seed)
+    wanted = np.repeat(label_ids, per_label)
+    fake_features, predicted = judge(generated)
+    real_features, _ = judge(real_images)
+    diversity_sample = min(per_label, 200)
+    return {
+        "accuracy_by_label": {
+            g.info.labels[i]: float((predicted[wanted == i] == i).mean()) for i in label_ids
+        },
+        "accuracy": float((predicted == wanted).mean()),
+        "frechet_distance": frechet_distance(fake_features, real_features),
+        "diversity_generated": float(
+            np.mean(
+                [mean_pairwise_distance(fake_features[wanted == i][:diversity_sample]) for i in label_ids]
+            )
+        ),
+        "diversity_real": float(
+            np.mean(
+                [
+                    mean_pairwise_distance(real_features[real_labels == i][:diversity_sample])
+                    for i in label_ids
+                ]
+            )
+        ),
+        "generated_per_label": per_label,
     }

@@ -50,3 +50,53 @@ def test_cli_json_and_table():
 def test_cli_missing_data_file(tmp_path):
     result = run_cli("vae-eval", "--data", str(tmp_path / "missing.npz"))
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_frechet_distance_by_hand(rng):
+    from vae_runtime.evaluate import frechet_distance
+
+    a = rng.standard_normal((20000, 3))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+    # independent Gaussians: |m1 - m2|^2 + sum (s1 - s2)^2 per dimension
+    b = a * np.array([2.0, 1.0, 0.5]) + np.array([1.0, 0.0, -2.0])
+    expected = (1 + 0 + 4) + ((2 - 1) ** 2 + 0 + (0.5 - 1) ** 2)
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=5e-3)  # sampling error only
+
+
+def test_mean_pairwise_distance_by_hand():
+    from vae_runtime.evaluate import mean_pairwise_distance
+
+    points = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 4.0]])
+    assert mean_pairwise_distance(points) == pytest.approx((5 + 4 + 3) / 3)
+
+
+def test_generation_quality_of_the_embedded_cvae(mnist):
+    from vae_runtime.evaluate import CLASSIFIER, Judge, generation_quality
+    from vae_runtime.generator import default_bundle
+
+    g = Generator.load()
+    quality = generation_quality(
+        g, Judge(default_bundle().parent / CLASSIFIER), mnist.x_test, mnist.y_test, per_label=50, seed=0
+    )
+    assert set(quality["accuracy_by_label"]) == set(g.info.labels)
+    assert quality["accuracy"] == pytest.approx(np.mean(list(quality["accuracy_by_label"].values())))
+    assert quality["frechet_distance"] > 0 and quality["diversity_real"] > 0
+
+
+def test_missing_classifier_is_a_clear_error(tmp_path):
+    result = run_cli("vae-eval", "--data", str(DATA), "--classifier", str(tmp_path / "none.onnx"))
+    assert result.returncode == 2 and "train one with `vae-train classifier`" in result.stderr
+
+
+@needs_tensorflow
+def test_vae_train_classifier_writes_a_working_onnx_judge(tmp_path, mnist):
+    from vae_runtime.evaluate import Judge
+
+    out = tmp_path / "classifier"
+    result = run_cli("vae-train", "classifier", "--data", str(DATA), "--out", str(out), "--epochs", "2")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "classifier.json").read_text())
+    features, predicted = Judge(out / "classifier.onnx")(mnist.x_test)
+    assert features.shape == (400, 128)
+    assert (predicted == mnist.y_test).mean() == pytest.approx(summary["test_accuracy"], abs=1e-3)
+    assert summary["test_accuracy"] > 0.5  # two epochs on 1,200 digits: far above chance (0.1)

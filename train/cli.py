@@ -12,6 +12,7 @@ import typer
 from vae_runtime._cli import import_tensorflow_quietly, run
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
+classifier_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
 
 class ModelKind(StrEnum):
@@ -84,5 +85,33 @@ def _print_epoch(row: dict) -> None:
     sys.stdout.flush()
 
 
+@classifier_app.command()
+def classifier(
+    out: Annotated[Path, typer.Option(help="directory for classifier.keras / .onnx")] = Path(
+        "runs/classifier"
+    ),
+    data: Annotated[
+        Path | None, _option("a Keras mnist.npz or a directory of MNIST IDX files [default: Keras download]")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="training epochs", min=1)] = 3,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+) -> None:
+    """Train the MNIST classifier that vae-eval uses to judge generated digits."""
+    import_tensorflow_quietly()
+    from vae_train.classifier import ONNX_FILE, train_classifier
+
+    summary = train_classifier(out, str(data) if data else None, epochs, seed, report=_echo)
+    typer.echo(f"test accuracy {summary['test_accuracy']:.4f}; wrote {out / ONNX_FILE}")
+
+
+def _echo(line: str) -> None:
+    typer.echo(line)
+    sys.stdout.flush()
+
+
 def main() -> None:
-    run(app)
+    """`vae-train [OPTIONS]` trains a VAE/CVAE; `vae-train classifier [OPTIONS]` the judge."""
+    run(
+        classifier_app if sys.argv[1:2] == ["classifier"] else app,
+        sys.argv[2:] if sys.argv[1:2] == ["classifier"] else None,
+    )
