@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -84,6 +85,33 @@ class TfliteModel:
         with self._lock:
             outputs = self.runner(**feeds)
             return {name: np.array(value) for name, value in outputs.items()}
+
+
+class LazyModel:
+    """A model opened on first use, once, even when many threads ask at the same time."""
+
+    def __init__(self, opener: Callable[[], Model]):
+        self._opener = opener
+        self._model: Model | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Model:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._opener()
+        return self._model
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return self.get().input_names
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self.get().output_names
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.get().run(feeds)
 
 
 def open_model(path: Path, format: str, threads: int = 0) -> Model:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from vae_runtime.backends import BACKENDS, INSTALL_HINT, Model, available, open_model
+from vae_runtime.backends import BACKENDS, INSTALL_HINT, LazyModel, Model, available, open_model
 from vae_runtime.errors import BundleError, VaeDigitsError
 from vae_runtime.manifest import Manifest, ModelFile, read_manifest, verified_path
 
@@ -63,16 +63,21 @@ class Generator:
         for entry in manifest.files:
             verified_path(path, entry)
         backend = _choose_backend(backend, manifest)
-        files, models = {}, {}
+        files = {}
         for role in ("encoder", "decoder"):
-            entry = manifest.find(role, backend, precision)
-            if entry is None:
+            files[role] = manifest.find(role, backend, precision)
+            if files[role] is None:
                 wanted = f"of precision {precision}" if precision else "marked default"
                 raise BundleError(f"bundle {path} has no {backend} {role} {wanted}")
-            files[role] = entry
-            models[role] = open_model(path / entry.path, backend, threads)
-            _check_signature(entry, models[role])
-        return cls(manifest, path, backend, models["encoder"], models["decoder"], files)
+
+        def opened(role: str) -> Model:
+            model = open_model(path / files[role].path, backend, threads)
+            _check_signature(files[role], model)
+            return model
+
+        # generating never needs the encoder: open it on first use, to start faster
+        encoder = LazyModel(lambda: opened("encoder"))
+        return cls(manifest, path, backend, encoder, opened("decoder"), files)
 
     def generate(
         self,

@@ -31,7 +31,7 @@ def png_bytes(image: np.ndarray) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(image, mode="L").save(buffer, format="PNG", optimize=True)
+    Image.fromarray(image, mode="L").save(buffer, format="PNG")
     return buffer.getvalue()
 
 
