@@ -56,19 +56,23 @@ class Generator:
         """Load `bundle` (None: the embedded CVAE) after checking its manifest and checksums.
 
         backend: "onnx", "tflite" or "auto" (ONNX when onnxruntime is installed, else TFLite).
-        precision: None for the bundle's defaults (fp32), or e.g. "int8" for a shipped variant.
+        precision: None for the bundle's defaults (fp32), or e.g. "int8" for a shipped decoder
+            variant (the encoder takes that precision too where the bundle has it).
         """
         path = default_bundle() if bundle is None else Path(bundle)
         manifest = read_manifest(path)
         for entry in manifest.files:
             verified_path(path, entry)
         backend = _choose_backend(backend, manifest)
-        files = {}
-        for role in ("encoder", "decoder"):
-            files[role] = manifest.find(role, backend, precision)
-            if files[role] is None:
-                wanted = f"of precision {precision}" if precision else "marked default"
-                raise BundleError(f"bundle {path} has no {backend} {role} {wanted}")
+        decoder = manifest.find("decoder", backend, precision)
+        if decoder is None:
+            wanted = f"of precision {precision}" if precision else "marked default"
+            raise BundleError(f"bundle {path} has no {backend} decoder {wanted}")
+        # the encoder takes the same precision where the bundle has it, else its default
+        encoder = manifest.find("encoder", backend, precision) or manifest.find("encoder", backend)
+        if encoder is None:
+            raise BundleError(f"bundle {path} has no {backend} encoder")
+        files = {"encoder": encoder, "decoder": decoder}
 
         def opened(role: str) -> Model:
             model = open_model(path / files[role].path, backend, threads)
@@ -76,8 +80,7 @@ class Generator:
             return model
 
         # generating never needs the encoder: open it on first use, to start faster
-        encoder = LazyModel(lambda: opened("encoder"))
-        return cls(manifest, path, backend, encoder, opened("decoder"), files)
+        return cls(manifest, path, backend, LazyModel(lambda: opened("encoder")), opened("decoder"), files)
 
     def generate(
         self,

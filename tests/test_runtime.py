@@ -206,7 +206,7 @@ def test_declared_signature_must_match_the_model(bundle_copy):
 def test_unknown_backend_and_variant(generator):
     with pytest.raises(VaeDigitsError, match="unknown backend 'cuda'"):
         Generator.load(backend="cuda")
-    with pytest.raises(BundleError, match="has no onnx encoder of precision int4"):
+    with pytest.raises(BundleError, match="has no onnx decoder of precision int4"):
         Generator.load(precision="int4")
 
 
@@ -271,3 +271,25 @@ def test_tflite_missing_gives_the_install_hint(monkeypatch, bundle_copy):
     monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
     with pytest.raises(VaeDigitsError, match=r'pip install "vae-digits\[tflite\]"'):
         Generator.load(bundle_copy, backend="tflite")
+
+
+def shipped_variants():
+    from vae_runtime.backends import available
+    from vae_runtime.manifest import read_manifest
+
+    manifest = read_manifest(default_bundle("cvae"))
+    return [
+        (entry.format, entry.precision)
+        for entry in manifest.files
+        if entry.role == "decoder" and not entry.default and available(entry.format)
+    ]
+
+
+@pytest.mark.parametrize(("backend", "precision"), shipped_variants())
+def test_shipped_variants_stay_within_their_bound(generator, backend, precision):
+    variant = Generator.load(backend=backend, precision=precision)
+    assert variant.files["decoder"].precision == precision
+    z = np.random.default_rng(2).standard_normal((200, 2))
+    labels = np.arange(200) % 10
+    difference = np.abs(variant.decode(z, labels) - generator.decode(z, labels)).mean()
+    assert difference <= 0.02
