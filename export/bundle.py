@@ -16,6 +16,7 @@ from pathlib import Path
 
 from vae_export.source import TrainedRun
 from vae_runtime.errors import BundleError, VaeDigitsError
+from vae_runtime.fileio import current_umask
 from vae_runtime.manifest import MANIFEST, Manifest, ModelFile, read_manifest, sha256_hex
 
 _RENAME_EXCHANGE = 2
@@ -32,6 +33,7 @@ class BundleWriter:
     def __init__(self, out: Path, run: TrainedRun, force: bool):
         self.out, self.run, self.force = out, run, force
         self.stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
+        self.stage.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700; a bundle is for sharing
         self.entries: dict[str, ModelFile] = {}
         self.producer: dict[str, object] = {}
         self.committed: Manifest | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -58,7 +59,8 @@ def generate(
     if generator.info.conditional:
         ids = generator.label_ids(labels)
         names = [generator.info.labels[i] for i in ids for _ in range(count)]
-    where = save(digits, out, columns=count, labels=names, force=force)
+    columns = count if names else math.ceil(math.sqrt(count))  # a row per label, else a square
+    where = save(digits, out, columns=columns, labels=names, force=force)
     what = f"labels {', '.join(dict.fromkeys(names))}" if names else "unconditional"
     typer.echo(f"wrote {len(digits)} digits ({what}) to {where}")
 
