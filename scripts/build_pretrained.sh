@@ -4,6 +4,9 @@
 #
 #   bash scripts/build_pretrained.sh [PATH/TO/mnist.npz]      (EPOCHS=40 by default)
 #
+# It also trains the MNIST classifier that vae-eval judges generated digits with
+# (runtime/bundles/classifier.onnx).
+#
 # An interrupted run picks up where it stopped: run the script again.
 set -euo pipefail
 data=${1:-../shared/data/mnist.npz}
@@ -18,3 +21,5 @@ for kind in cvae vae; do
   fi
   vae-export all "$run" --out "runtime/bundles/$kind" --force
 done
+[ -f runs/classifier/classifier.onnx ] || vae-train classifier --data "$data" --out runs/classifier --epochs 3
+cp runs/classifier/classifier.onnx runtime/bundles/classifier.onnx
