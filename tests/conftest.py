@@ -18,6 +18,7 @@ import pytest
 DATA = Path(__file__).parent / "data" / "mnist_small.npz"
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 HAS_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 needs_tensorflow = pytest.mark.skipif(not HAS_TENSORFLOW, reason='needs "vae-digits[train]"')
 needs_litert = pytest.mark.skipif(not HAS_LITERT, reason='needs "vae-digits[tflite]"')

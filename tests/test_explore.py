@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA, run_cli
+from conftest import DATA, HAS_MATPLOTLIB, run_cli
 from vae_runtime import VaeDigitsError
 from vae_runtime.explore import interpolate, label_rows, latent_grid, load_digit, restyle, slerp
 from vae_runtime.generator import Generator, default_bundle
+
+needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB, reason='needs "vae-digits[explore]"')
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +102,7 @@ def test_load_digit_from_a_large_dark_on_light_photo(tmp_path, mnist):
         (["labels", "--columns", "4"], (4 * 30 + 2, 10 * 30 + 2)),
         (["interpolate", "--from", "-1,0", "--to", "1,0", "--label", "5", "--steps", "6"], (182, 32)),
         (["restyle", "--index", "2", "--data", str(DATA)], (332, 32)),
-        (["clusters", "--data", str(DATA)], (800, 700)),
+        pytest.param(["clusters", "--data", str(DATA)], (800, 700), marks=needs_matplotlib),
     ],
 )
 def test_cli_writes_each_picture(tmp_path, args, size):
@@ -131,3 +133,9 @@ def test_cli_errors(tmp_path, args, message):
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.skipif(HAS_MATPLOTLIB, reason="matplotlib is installed")
+def test_clusters_without_matplotlib_gives_the_install_hint(tmp_path):
+    result = run_cli("vae-explore", "clusters", "--data", str(DATA), "--out", str(tmp_path / "c.png"))
+    assert result.returncode == 2 and 'pip install "vae-digits[explore]"' in result.stderr
