@@ -48,7 +48,7 @@ def grid(
     from vae_runtime.explore import latent_grid
 
     g = _load(bundle, out, force)
-    _write(out, latent_grid(g, n, span, _label(label), dims), force)
+    _write(out, latent_grid(g, n, span, _label(label), dims))
 
 
 @app.command()
@@ -82,7 +82,7 @@ def labels(
     from vae_runtime.explore import label_rows
 
     g = _load(bundle, out, force)
-    _write(out, label_rows(g, columns, seed), force)
+    _write(out, label_rows(g, columns, seed))
 
 
 @app.command()
@@ -110,7 +110,7 @@ def interpolate(
         _latent(g, text, image, label, name)
         for text, image, name in ((start, from_image, "--from"), (end, to_image, "--to"))
     ]
-    _write(out, strip(g, *ends, steps=steps, label=_label(label), spherical=spherical), force)
+    _write(out, strip(g, *ends, steps=steps, label=_label(label), spherical=spherical))
 
 
 @app.command()
@@ -141,7 +141,7 @@ def restyle(
         if index >= len(mnist.x_test):
             raise VaeDigitsError(f"--index {index} is past the {len(mnist.x_test)} test digits")
         digit, digit_label = mnist.x_test[index], int(mnist.y_test[index])
-    _write(out, strip(g, digit, digit_label), force)
+    _write(out, strip(g, digit, digit_label))
 
 
 def _load(bundle: Path | None, out: Path, force: bool):
@@ -156,7 +156,7 @@ def _load(bundle: Path | None, out: Path, force: bool):
     return Generator.load(bundle)
 
 
-def _write(out: Path, image, force: bool) -> None:
+def _write(out: Path, image) -> None:
     from vae_runtime.images import save_png
 
     save_png(image, out)
