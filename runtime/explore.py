@@ -41,8 +41,12 @@ def latent_grid(
     z = np.zeros((n * n, latent_dim), np.float32)
     z[:, dims[0]] = np.tile(axis, n)
     z[:, dims[1]] = np.repeat(axis[::-1], n)
-    labels = [None] if not g.info.conditional else g.label_ids(label)
-    panels = [_digits(g, z, lab) for lab in labels]
+    if g.info.conditional:  # one decode call for every panel: it keeps all cores busy
+        labels = g.label_ids(label)
+        digits = _to_uint8(g.decode(np.tile(z, (len(labels), 1)), np.repeat(labels, n * n)))
+    else:
+        digits = _digits(g, z, None)
+    panels = digits.reshape(-1, n * n, 28, 28)
     tiles = np.stack([grid(panel, columns=n, pad=0) for panel in panels])
     return tiles[0] if len(tiles) == 1 else grid(tiles, columns=5, pad=6)
 

@@ -19,11 +19,10 @@ def grid(digits: np.ndarray, columns: int, pad: int = 2, scale: int = 1) -> np.n
     """uint8 digits (N, h, w) -> one uint8 image with `columns` digits a row, `pad` pixels apart."""
     count, height, width = digits.shape
     rows = -(-count // columns)
-    canvas = np.zeros((rows * (height + pad) + pad, columns * (width + pad) + pad), np.uint8)
-    for index, digit in enumerate(digits):
-        top = pad + (index // columns) * (height + pad)
-        left = pad + (index % columns) * (width + pad)
-        canvas[top : top + height, left : left + width] = digit
+    tiles = np.zeros((rows * columns, height + pad, width + pad), np.uint8)
+    tiles[:count, :height, :width] = digits  # each tile carries its gap below and to the right
+    canvas = tiles.reshape(rows, columns, height + pad, width + pad).transpose(0, 2, 1, 3)
+    canvas = np.pad(canvas.reshape(rows * (height + pad), columns * (width + pad)), ((pad, 0), (pad, 0)))
     return canvas.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else canvas
 
 
@@ -31,7 +30,7 @@ def png_bytes(image: np.ndarray) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(image, mode="L").save(buffer, format="PNG")
+    Image.fromarray(image, mode="L").save(buffer, format="PNG", compress_level=3)
     return buffer.getvalue()
 
 
