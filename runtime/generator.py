@@ -18,7 +18,7 @@ from vae_runtime.backends import BACKENDS, INSTALL_HINT, LazyModel, Model, avail
 from vae_runtime.errors import BundleError, VaeDigitsError
 from vae_runtime.manifest import Manifest, ModelFile, read_manifest, verified_path
 
-CHUNK = 256  # rows per model call: bounds memory for any request size
+CHUNK = 128  # rows per model call: bounds memory; 2+ chunks spread over the cores
 MAX_DIGITS = 100_000  # per call
 DEFAULT_BUNDLES = ("cvae", "vae")
 
