@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from vae_runtime.backends import available, open_model
-from vae_runtime.generator import default_bundle
+from vae_runtime.generator import Generator, default_bundle
 from vae_runtime.manifest import read_manifest
 
 BATCHES = (1, 16, 256)
@@ -41,10 +41,14 @@ def contenders(bundle: Path, keras_decoder: Path) -> dict[str, object]:
         found["keras tf.function (baseline)"] = _keras_decoder(keras_decoder)
     else:
         print(f"no baseline: needs TensorFlow and {keras_decoder} (scripts/build_pretrained.sh)")
+    generator = Generator.load(bundle)
+    found["vae_runtime Generator (onnx fp32)"] = lambda feeds: generator.decode(
+        feeds["z"], feeds["label"].argmax(axis=1) if "label" in feeds else None
+    )
     for entry in manifest.files:
         if entry.role == "decoder" and available(entry.format):
             model = open_model(bundle / entry.path, entry.format)
-            found[f"vae_runtime {entry.format} {entry.precision}"] = model.run
+            found[f"one session {entry.format} {entry.precision}"] = model.run
     return found
 
 
