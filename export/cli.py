@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from vae_runtime._cli import import_tensorflow_quietly, run
+from vae_runtime._cli import run
+from vae_train.quiet import import_tensorflow_quietly
 
 app = typer.Typer(
     add_completion=False,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -10,20 +9,12 @@ from typing import NoReturn
 import typer
 
 from vae_runtime.errors import VaeDigitsError
-from vae_runtime.quiet import native_output_silenced
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     prog = Path(sys.argv[0]).name or "vae-digits"
     print(f"{prog}: error: {message}", file=sys.stderr)
     sys.exit(code)
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up log (CUDA probes, absl warnings) silenced."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with native_output_silenced():
-        import tensorflow  # noqa: F401
 
 
 def run(app: typer.Typer, args: list[str] | None = None) -> NoReturn:

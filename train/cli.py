@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from vae_runtime._cli import import_tensorflow_quietly, run
+from vae_runtime._cli import run
+from vae_train.quiet import import_tensorflow_quietly
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 classifier_app = typer.Typer(add_completion=False, rich_markup_mode=None)
