@@ -10,14 +10,13 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from vae_export.source import TrainedRun
 from vae_runtime.errors import BundleError, VaeDigitsError
 from vae_runtime.fileio import current_umask
-from vae_runtime.manifest import MANIFEST, Manifest, ModelFile, read_manifest, sha256_hex
+from vae_runtime.manifest import MANIFEST, Manifest, ModelFile, read_manifest
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -51,12 +50,9 @@ class BundleWriter:
         self.entries.pop(filename, None)
         return self.stage / filename
 
-    def add(self, entry: ModelFile) -> ModelFile:
-        """Record a staged file, filling in its sha256 and size from the bytes on disk."""
-        data = (self.stage / entry.path).read_bytes()
-        entry = replace(entry, sha256=sha256_hex(data), size=len(data))
+    def add(self, entry: ModelFile) -> None:
+        """Record a staged, checked file."""
         self.entries[entry.path] = entry
-        return entry
 
     def manifest(self) -> Manifest:
         run = self.run

@@ -23,7 +23,7 @@ from vae_export.checks import (
 from vae_export.source import TrainedRun, load_run
 from vae_runtime.backends import open_model
 from vae_runtime.errors import VaeDigitsError
-from vae_runtime.manifest import ROLES, Manifest, ModelFile, TensorSpec
+from vae_runtime.manifest import ROLES, Manifest, ModelFile, TensorSpec, sha256_hex
 from vae_runtime.quiet import native_output_silenced
 
 Report = Callable[[str], None]
@@ -148,8 +148,8 @@ def _validated(
         precision=precision,
         inputs=_specs(model.input_shapes),
         outputs=_specs(model.output_shapes),
-        sha256="0" * 64,
-        size=1,
+        sha256=sha256_hex(path.read_bytes()),
+        size=path.stat().st_size,
         default=precision == "fp32",
         parity=parity,
         speed=speed,
