@@ -78,8 +78,9 @@ def export(
     with writing_bundle(Path(out), run, force) as bundle:
         paths = [bundle.claim(file_name(*step)) for step in plan]  # refuse overwrites up front
         fp32: dict[tuple[str, str], tuple[ModelFile, object]] = {}
-        for (file_format, role, precision), path in zip(plan, paths, strict=True):
+        for file_format in formats:
             bundle.producer.update(file_format.producer())
+        for (file_format, role, precision), path in zip(plan, paths, strict=True):
             started = time.perf_counter()
             with native_output_silenced():
                 file_format.convert(

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
 from vae_runtime.errors import VaeDigitsError
+
+BundleOption = Annotated[
+    Path | None, typer.Option(help="bundle directory [default: the embedded CVAE]", show_default=False)
+]
+MnistOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="MNIST npz / IDX directory [default: the Keras cache, downloaded if missing]", show_default=False
+    ),
+]
+
+
+def parse_label(text: str | None) -> int | str | None:
+    """A --label value: an int when it is one (so that 12 is "out of range"), else a label name."""
+    if text is None:
+        return None
+    return int(text) if text.lstrip("-").isdigit() else text
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

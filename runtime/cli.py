@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from vae_runtime._cli import run
+from vae_runtime._cli import BundleOption, parse_label, run
 
 MAX_COUNT = 10_000
 
@@ -24,9 +23,7 @@ class Backend(StrEnum):
 
 @app.command()
 def generate(
-    bundle: Annotated[
-        Path | None, typer.Option(help="bundle directory [default: the embedded CVAE]", show_default=False)
-    ] = None,
+    bundle: BundleOption = None,
     label: Annotated[
         list[str] | None,
         typer.Option(
@@ -53,7 +50,7 @@ def generate(
     if info:
         typer.echo(describe(generator))
         return
-    labels = None if not label else [_label(text) for text in label]
+    labels = None if not label else [parse_label(text) for text in label]
     digits = generator.generate(labels, count=count, seed=seed, temperature=temperature)
     names = None
     if generator.info.conditional:
@@ -63,10 +60,6 @@ def generate(
     where = save(digits, out, columns=columns, labels=names, force=force)
     what = f"labels {', '.join(dict.fromkeys(names))}" if names else "unconditional"
     typer.echo(f"wrote {len(digits)} digits ({what}) to {where}")
-
-
-def _label(text: str) -> int | str:
-    return int(text) if text.lstrip("-").isdigit() else text
 
 
 def describe(generator) -> str:

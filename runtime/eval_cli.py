@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from vae_runtime._cli import run
+from vae_runtime._cli import MnistOption, run
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -18,13 +18,7 @@ def evaluate(
     bundle: Annotated[
         Path | None, typer.Argument(help="bundle directory [default: the embedded CVAE]", show_default=False)
     ] = None,
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            help="MNIST npz / IDX directory [default: the Keras cache, downloaded if missing]",
-            show_default=False,
-        ),
-    ] = None,
+    data: MnistOption = None,
     seed: Annotated[int, typer.Option(help="seed of the latent samples", min=0)] = 0,
     classifier: Annotated[
         Path | None,

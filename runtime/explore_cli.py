@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vae_runtime._cli import run
+from vae_runtime._cli import BundleOption, MnistOption, parse_label, run
 
 app = typer.Typer(
     add_completion=False,
@@ -16,24 +16,15 @@ app = typer.Typer(
     help="Look at what a bundle learned; every command writes one PNG.",
 )
 
-Bundle = Annotated[
-    Path | None, typer.Option(help="bundle directory [default: the embedded CVAE]", show_default=False)
-]
 Out = Annotated[Path, typer.Option(help="the PNG to write")]
 Force = Annotated[bool, typer.Option(help="overwrite an existing --out")]
 Label = Annotated[str | None, typer.Option(help="a label (CVAE)", show_default=False)]
-Data = Annotated[
-    Path | None,
-    typer.Option(
-        help="MNIST npz / IDX directory [default: the Keras cache, downloaded if missing]", show_default=False
-    ),
-]
 Seed = Annotated[int, typer.Option(help="same seed, same picture", min=0)]
 
 
 @app.command()
 def grid(
-    bundle: Bundle = None,
+    bundle: BundleOption = None,
     out: Out = Path("grid.png"),
     force: Force = False,
     n: Annotated[int, typer.Option(help="digits per side", min=2, max=100)] = 30,
@@ -48,15 +39,15 @@ def grid(
     from vae_runtime.explore import latent_grid
 
     g = _load(bundle, out, force)
-    _write(out, latent_grid(g, n, span, _label(label), dims))
+    _write(out, latent_grid(g, n, span, parse_label(label), dims))
 
 
 @app.command()
 def clusters(
-    bundle: Bundle = None,
+    bundle: BundleOption = None,
     out: Out = Path("clusters.png"),
     force: Force = False,
-    data: Data = None,
+    data: MnistOption = None,
     limit: Annotated[int, typer.Option(help="test digits to plot", min=1)] = 10_000,
 ) -> None:
     """Scatter the test digits' z_mean coloured by label (needs matplotlib)."""
@@ -72,7 +63,7 @@ def clusters(
 
 @app.command()
 def labels(
-    bundle: Bundle = None,
+    bundle: BundleOption = None,
     out: Out = Path("labels.png"),
     force: Force = False,
     columns: Annotated[int, typer.Option(help="styles (fixed z) per row", min=1, max=100)] = 8,
@@ -87,7 +78,7 @@ def labels(
 
 @app.command()
 def interpolate(
-    bundle: Bundle = None,
+    bundle: BundleOption = None,
     out: Out = Path("interpolate.png"),
     force: Force = False,
     start: Annotated[
@@ -110,18 +101,18 @@ def interpolate(
         _latent(g, text, image, label, name)
         for text, image, name in ((start, from_image, "--from"), (end, to_image, "--to"))
     ]
-    _write(out, strip(g, *ends, steps=steps, label=_label(label), spherical=spherical))
+    _write(out, strip(g, *ends, steps=steps, label=parse_label(label), spherical=spherical))
 
 
 @app.command()
 def restyle(
-    bundle: Bundle = None,
+    bundle: BundleOption = None,
     out: Out = Path("restyle.png"),
     force: Force = False,
     image: Annotated[Path | None, typer.Option(help="a PNG/JPEG of one digit, any size")] = None,
     index: Annotated[int | None, typer.Option(help="or a test digit, by index", min=0)] = None,
     label: Label = None,
-    data: Data = None,
+    data: MnistOption = None,
 ) -> None:
     """Encode a real digit with its label and decode it with every label: one handwriting, ten digits."""
     from vae_runtime.errors import VaeDigitsError
@@ -135,7 +126,7 @@ def restyle(
     if image is not None:
         if label is None:
             raise VaeDigitsError("--image needs --label: the digit the image shows")
-        digit, digit_label = load_digit(image), _label(label)
+        digit, digit_label = load_digit(image), parse_label(label)
     else:
         mnist = load_mnist_anywhere(data)
         if index >= len(mnist.x_test):
@@ -163,12 +154,6 @@ def _write(out: Path, image) -> None:
     typer.echo(f"wrote {out} ({image.shape[1]}x{image.shape[0]})")
 
 
-def _label(text: str | None) -> int | str | None:
-    if text is None:
-        return None
-    return int(text) if text.lstrip("-").isdigit() else text
-
-
 def _latent(g, text: str | None, image: Path | None, label: str | None, flag: str):
     import numpy as np
 
@@ -178,7 +163,7 @@ def _latent(g, text: str | None, image: Path | None, label: str | None, flag: st
     if (text is None) == (image is None):
         raise VaeDigitsError(f"give either {flag} Z or {flag}-image FILE")
     if image is not None:
-        labels = None if not g.info.conditional else [_label(label)] if label is not None else None
+        labels = None if not g.info.conditional else [parse_label(label)] if label is not None else None
         if g.info.conditional and labels is None:
             raise VaeDigitsError("encoding an image with a CVAE needs --label")
         return g.encode(load_digit(image)[None], labels)[0][0]
