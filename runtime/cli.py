@@ -3,52 +3,32 @@
 from __future__ import annotations
 
 import math
-from enum import StrEnum
-from typing import Annotated
+from pathlib import Path
 
-import typer
-
-from vae_runtime._cli import BundleOption, parse_label, run
+from vae_runtime._cli import Parser, add_bundle_option, integer, parse_label, run
 
 MAX_COUNT = 10_000
 
-app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
-
-class Backend(StrEnum):
-    auto = "auto"
-    onnx = "onnx"
-    tflite = "tflite"
-
-
-@app.command()
 def generate(
-    bundle: BundleOption = None,
-    label: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="label (int or name), repeatable [default: every label; none for a VAE]", show_default=False
-        ),
-    ] = None,
-    count: Annotated[int, typer.Option(help="digits per label", min=1, max=MAX_COUNT)] = 16,
-    seed: Annotated[int | None, typer.Option(help="same seed, same digits", min=0)] = None,
-    temperature: Annotated[float, typer.Option(help="scale of the latent noise, > 0")] = 1.0,
-    backend: Annotated[Backend, typer.Option(help="runtime to use")] = Backend.auto,
-    out: Annotated[
-        str, typer.Option(help="FILE.png (grid, a row per label), FILE.npy, or DIR/ (a PNG each)")
-    ] = "digits.png",
-    force: Annotated[bool, typer.Option(help="overwrite an existing --out")] = False,
-    info: Annotated[bool, typer.Option("--info", help="print the bundle summary and exit")] = False,
+    bundle: Path | None,
+    label: list[str] | None,
+    count: int,
+    seed: int | None,
+    temperature: float,
+    backend: str,
+    out: str,
+    force: bool,
+    info: bool,
 ) -> None:
-    """Generate handwritten digits from a vae-digits bundle (no TensorFlow needed)."""
     from vae_runtime.generator import Generator
     from vae_runtime.images import check_writable, save
 
     if not info:
         check_writable(out, force)
-    generator = Generator.load(bundle, backend=backend.value)
+    generator = Generator.load(bundle, backend=backend)
     if info:
-        typer.echo(describe(generator))
+        print(describe(generator))
         return
     labels = None if not label else [parse_label(text) for text in label]
     digits = generator.generate(labels, count=count, seed=seed, temperature=temperature)
@@ -59,7 +39,7 @@ def generate(
     columns = count if names else math.ceil(math.sqrt(count))  # a row per label, else a square
     where = save(digits, out, columns=columns, labels=names, force=force)
     what = f"labels {', '.join(dict.fromkeys(names))}" if names else "unconditional"
-    typer.echo(f"wrote {len(digits)} digits ({what}) to {where}")
+    print(f"wrote {len(digits)} digits ({what}) to {where}")
 
 
 def describe(generator) -> str:
@@ -88,5 +68,28 @@ def describe(generator) -> str:
     return "\n".join(lines)
 
 
+def parser() -> Parser:
+    cli = Parser(description="Generate handwritten digits from a vae-digits bundle (no TensorFlow needed).")
+    add_bundle_option(cli)
+    cli.add_argument(
+        "--label",
+        action="append",
+        help="label (int or name), repeatable (default: every label; none for a VAE)",
+    )
+    cli.add_argument("--count", type=integer(1, MAX_COUNT), default=16, help="digits per label")
+    cli.add_argument("--seed", type=integer(0), help="same seed, same digits")
+    cli.add_argument("--temperature", type=float, default=1.0, help="scale of the latent noise, > 0")
+    cli.add_argument("--backend", choices=("auto", "onnx", "tflite"), default="auto", help="runtime to use")
+    cli.add_argument(
+        "--out",
+        default="digits.png",
+        help="FILE.png (grid, a row per label), FILE.npy, or DIR/ (a PNG each)",
+    )
+    cli.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    cli.add_argument("--info", action="store_true", help="print the bundle summary and exit")
+    cli.set_defaults(handler=generate)
+    return cli
+
+
 def main() -> None:
-    run(app)
+    run(parser())

@@ -4,33 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from vae_runtime._cli import MnistOption, run
-
-app = typer.Typer(add_completion=False, rich_markup_mode=None)
+from vae_runtime._cli import Parser, add_mnist_option, integer, run
 
 
-@app.command()
 def evaluate(
-    bundle: Annotated[
-        Path | None, typer.Argument(help="bundle directory [default: the embedded CVAE]", show_default=False)
-    ] = None,
-    data: MnistOption = None,
-    seed: Annotated[int, typer.Option(help="seed of the latent samples", min=0)] = 0,
-    classifier: Annotated[
-        Path | None,
-        typer.Option(
-            help="classifier.onnx from `vae-train classifier` [default: beside the bundle]",
-            show_default=False,
-        ),
-    ] = None,
-    per_label: Annotated[int, typer.Option(help="generated digits per label (CVAE)", min=2)] = 1000,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines")] = False,
+    bundle: Path | None, data: Path | None, seed: int, classifier: Path | None, per_label: int, as_json: bool
 ) -> None:
-    """Losses on the test split through the runtime; for a CVAE also how well it obeys labels."""
     from vae_runtime.evaluate import CLASSIFIER, Judge, elbo_terms, generation_quality
     from vae_runtime.generator import Generator
     from vae_runtime.mnist import load_mnist_anywhere
@@ -48,7 +28,7 @@ def evaluate(
     }
     if judge is not None:
         report["generation"] = generation_quality(g, judge, mnist.x_test, mnist.y_test, per_label, seed)
-    typer.echo(json.dumps(report, indent=2) if as_json else _table(report))
+    print(json.dumps(report, indent=2) if as_json else _table(report))
 
 
 def _table(report: dict) -> str:
@@ -74,5 +54,24 @@ def _table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def parser() -> Parser:
+    cli = Parser(
+        description="Losses on the test split through the runtime; for a CVAE also how well it obeys labels."
+    )
+    cli.add_argument("bundle", nargs="?", type=Path, help="bundle directory (default: the embedded CVAE)")
+    add_mnist_option(cli)
+    cli.add_argument("--seed", type=integer(0), default=0, help="seed of the latent samples")
+    cli.add_argument(
+        "--classifier",
+        type=Path,
+        metavar="FILE",
+        help="classifier.onnx from `vae-train classifier` (default: beside the bundle)",
+    )
+    cli.add_argument("--per-label", type=integer(2), default=1000, help="generated digits per label (CVAE)")
+    cli.add_argument("--json", dest="as_json", action="store_true", help="print JSON for machines")
+    cli.set_defaults(handler=evaluate)
+    return cli
+
+
 def main() -> None:
-    run(app)
+    run(parser())

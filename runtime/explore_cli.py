@@ -2,55 +2,30 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from vae_runtime._cli import BundleOption, MnistOption, parse_label, run
-
-app = typer.Typer(
-    add_completion=False,
-    rich_markup_mode=None,
-    no_args_is_help=True,
-    help="Look at what a bundle learned; every command writes one PNG.",
+from vae_runtime._cli import (
+    Parser,
+    add_bundle_option,
+    add_mnist_option,
+    integer,
+    parse_label,
+    run,
+    subcommands,
 )
 
-Out = Annotated[Path, typer.Option(help="the PNG to write")]
-Force = Annotated[bool, typer.Option(help="overwrite an existing --out")]
-Label = Annotated[str | None, typer.Option(help="a label (CVAE)", show_default=False)]
-Seed = Annotated[int, typer.Option(help="same seed, same picture", min=0)]
 
-
-@app.command()
 def grid(
-    bundle: BundleOption = None,
-    out: Out = Path("grid.png"),
-    force: Force = False,
-    n: Annotated[int, typer.Option(help="digits per side", min=2, max=100)] = 30,
-    span: Annotated[float, typer.Option(help="the grid covers [-span, span]^2")] = 2.0,
-    label: Annotated[
-        str | None,
-        typer.Option(help="one label (CVAE) [default: every label, as a mosaic]", show_default=False),
-    ] = None,
-    dims: Annotated[tuple[int, int], typer.Option(help="the two latent dimensions spanned")] = (0, 1),
+    bundle: Path | None, out: Path, force: bool, n: int, span: float, label: str | None, dims: list[int]
 ) -> None:
-    """Decode an nxn grid over two latent dimensions into one image."""
     from vae_runtime.explore import latent_grid
 
     g = _load(bundle, out, force)
-    _write(out, latent_grid(g, n, span, parse_label(label), dims))
+    _write(out, latent_grid(g, n, span, parse_label(label), tuple(dims)))
 
 
-@app.command()
-def clusters(
-    bundle: BundleOption = None,
-    out: Out = Path("clusters.png"),
-    force: Force = False,
-    data: MnistOption = None,
-    limit: Annotated[int, typer.Option(help="test digits to plot", min=1)] = 10_000,
-) -> None:
-    """Scatter the test digits' z_mean coloured by label (needs matplotlib)."""
+def clusters(bundle: Path | None, out: Path, force: bool, data: Path | None, limit: int) -> None:
     from vae_runtime.explore import clusters_png
     from vae_runtime.fileio import atomic_write_bytes
     from vae_runtime.mnist import load_mnist_anywhere
@@ -58,42 +33,28 @@ def clusters(
     g = _load(bundle, out, force)
     mnist = load_mnist_anywhere(data)
     atomic_write_bytes(out, clusters_png(g, mnist.x_test[:limit], mnist.y_test[:limit]))
-    typer.echo(f"wrote {out}")
+    print(f"wrote {out}")
 
 
-@app.command()
-def labels(
-    bundle: BundleOption = None,
-    out: Out = Path("labels.png"),
-    force: Force = False,
-    columns: Annotated[int, typer.Option(help="styles (fixed z) per row", min=1, max=100)] = 8,
-    seed: Seed = 0,
-) -> None:
-    """A CVAE's labels as rows; each column keeps one z, so it shows one style across digits."""
+def labels(bundle: Path | None, out: Path, force: bool, columns: int, seed: int) -> None:
     from vae_runtime.explore import label_rows
 
     g = _load(bundle, out, force)
     _write(out, label_rows(g, columns, seed))
 
 
-@app.command()
 def interpolate(
-    bundle: BundleOption = None,
-    out: Out = Path("interpolate.png"),
-    force: Force = False,
-    start: Annotated[
-        str | None, typer.Option("--from", help="a latent, e.g. -1.5,0", show_default=False)
-    ] = None,
-    end: Annotated[
-        str | None, typer.Option("--to", help="a latent, e.g. 1.5,0.5", show_default=False)
-    ] = None,
-    from_image: Annotated[Path | None, typer.Option(help="a digit image to start from")] = None,
-    to_image: Annotated[Path | None, typer.Option(help="a digit image to end at")] = None,
-    label: Label = None,
-    steps: Annotated[int, typer.Option(help="digits in the strip", min=2, max=200)] = 10,
-    spherical: Annotated[bool, typer.Option(help="slerp instead of a straight line")] = False,
+    bundle: Path | None,
+    out: Path,
+    force: bool,
+    start: str | None,
+    end: str | None,
+    from_image: Path | None,
+    to_image: Path | None,
+    label: str | None,
+    steps: int,
+    spherical: bool,
 ) -> None:
-    """Decode the path between two latents, or between two real digits (encoded first)."""
     from vae_runtime.explore import interpolate as strip
 
     g = _load(bundle, out, force)
@@ -104,17 +65,15 @@ def interpolate(
     _write(out, strip(g, *ends, steps=steps, label=parse_label(label), spherical=spherical))
 
 
-@app.command()
 def restyle(
-    bundle: BundleOption = None,
-    out: Out = Path("restyle.png"),
-    force: Force = False,
-    image: Annotated[Path | None, typer.Option(help="a PNG/JPEG of one digit, any size")] = None,
-    index: Annotated[int | None, typer.Option(help="or a test digit, by index", min=0)] = None,
-    label: Label = None,
-    data: MnistOption = None,
+    bundle: Path | None,
+    out: Path,
+    force: bool,
+    image: Path | None,
+    index: int | None,
+    label: str | None,
+    data: Path | None,
 ) -> None:
-    """Encode a real digit with its label and decode it with every label: one handwriting, ten digits."""
     from vae_runtime.errors import VaeDigitsError
     from vae_runtime.explore import load_digit
     from vae_runtime.explore import restyle as strip
@@ -151,7 +110,7 @@ def _write(out: Path, image) -> None:
     from vae_runtime.images import save_png
 
     save_png(image, out)
-    typer.echo(f"wrote {out} ({image.shape[1]}x{image.shape[0]})")
+    print(f"wrote {out} ({image.shape[1]}x{image.shape[0]})")
 
 
 def _latent(g, text: str | None, image: Path | None, label: str | None, flag: str):
@@ -173,5 +132,50 @@ def _latent(g, text: str | None, image: Path | None, label: str | None, flag: st
         raise VaeDigitsError(f"{flag} {text!r} is not comma-separated numbers") from None
 
 
+def parser() -> Parser:
+    cli = Parser(description="Look at what a bundle learned; every command writes one PNG.")
+    add = subcommands(cli)
+
+    sub = _command(add, grid, "decode an nxn grid over two latent dimensions into one image")
+    sub.add_argument("--n", type=integer(2, 100), default=30, help="digits per side")
+    sub.add_argument("--span", type=float, default=2.0, help="the grid covers [-span, span]^2")
+    sub.add_argument("--label", help="one label (CVAE) (default: every label, as a mosaic)")
+    sub.add_argument(
+        "--dims", type=integer(0), nargs=2, default=[0, 1], metavar="D", help="the two latent dimensions"
+    )
+
+    sub = _command(add, clusters, "scatter the test digits' z_mean coloured by label (needs matplotlib)")
+    add_mnist_option(sub)
+    sub.add_argument("--limit", type=integer(1), default=10_000, help="test digits to plot")
+
+    sub = _command(add, labels, "a CVAE's labels as rows; each column keeps one z (one style)")
+    sub.add_argument("--columns", type=integer(1, 100), default=8, help="styles (fixed z) per row")
+    sub.add_argument("--seed", type=integer(0), default=0, help="same seed, same picture")
+
+    sub = _command(add, interpolate, "decode the path between two latents or two real digits")
+    sub.add_argument("--from", dest="start", metavar="Z", help="a latent, e.g. -1.5,0")
+    sub.add_argument("--to", dest="end", metavar="Z", help="a latent, e.g. 1.5,0.5")
+    sub.add_argument("--from-image", type=Path, metavar="FILE", help="a digit image to start from")
+    sub.add_argument("--to-image", type=Path, metavar="FILE", help="a digit image to end at")
+    sub.add_argument("--label", help="the label (CVAE)")
+    sub.add_argument("--steps", type=integer(2, 200), default=10, help="digits in the strip")
+    sub.add_argument("--spherical", action="store_true", help="slerp instead of a straight line")
+
+    sub = _command(add, restyle, "one real digit's handwriting decoded with every label")
+    sub.add_argument("--image", type=Path, metavar="FILE", help="a PNG/JPEG of one digit, any size")
+    sub.add_argument("--index", type=integer(0), help="or a test digit, by index")
+    sub.add_argument("--label", help="the digit the --image shows (CVAE)")
+    add_mnist_option(sub)
+    return cli
+
+
+def _command(add, handler, help: str) -> argparse.ArgumentParser:
+    sub = add(handler.__name__, handler, help)
+    add_bundle_option(sub)
+    sub.add_argument("--out", type=Path, default=Path(f"{handler.__name__}.png"), help="the PNG to write")
+    sub.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    return sub
+
+
 def main() -> None:
-    run(app)
+    run(parser())

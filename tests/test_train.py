@@ -116,7 +116,7 @@ def test_cli_trains_one_epoch(tmp_path):
 
 
 BAD_INPUTS = [
-    (["--model", "gan"], "'gan' is not one of 'cvae', 'vae'"),
+    (["--model", "gan"], "invalid choice: 'gan'"),
     (["--epochs", "0"], "--epochs"),
     (["--batch-size", "-1"], "--batch-size"),
     (["--latent-dim", "0"], "--latent-dim"),
