@@ -54,8 +54,8 @@ class ReferenceCVAE(keras.Model):
     def metrics(self):
         return self.trackers
 
-    def _losses(self, data):
-        images, labels = data
+    def loss_terms(self, data):
+        images, labels = keras.utils.unpack_x_y_sample_weight(data)[0]
         z_mean, z_log_var, z = self.encoder([images, labels])
         reconstruction = self.decoder([z, labels])
         reconstruction_loss = ops.mean(
@@ -67,13 +67,13 @@ class ReferenceCVAE(keras.Model):
 
     def train_step(self, data):
         with tf.GradientTape() as tape:
-            losses = self._losses(data)
+            losses = self.loss_terms(data)
         grads = tape.gradient(losses[0], self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
         return self._record(losses)
 
     def test_step(self, data):
-        return self._record(self._losses(data))
+        return self._record(self.loss_terms(data))
 
     def _record(self, losses):
         for tracker, value in zip(self.trackers, losses, strict=True):

@@ -1,11 +1,15 @@
-"""Benchmark generation speed and cold start in one run, contenders interleaved.
+"""Benchmark generation speed, cold start and training time-to-quality in one run.
 
-    python bench/run.py [--bundle DIR] [--seconds 0.5] [--rounds 5] [--json bench/results/latest.json]
+    python bench/run.py [--data mnist.npz] [--bundle DIR] [--train-epochs 10] [--skip-training]
+                        [--full-reference] [--json bench/results/latest.json]
 
-Throughput (digits/s) at batch 1, 16 and 256 and single-digit latency (median, p99) for: the Keras
-decoder under tf.function (the baseline, when TensorFlow is installed), and every decoder file of the
-bundle through vae_runtime's backends. Rounds interleave the contenders so that machine noise hits all
-alike; each figure is the median over rounds. Cold start: wall time of fresh processes.
+1. Throughput (digits/s) at batch 1, 16 and 256 and single-digit latency (median, p99) for: the Keras
+   decoder under tf.function (the baseline, when TensorFlow is installed), the Generator, and every
+   decoder file of the bundle on one session. Rounds interleave the contenders so that machine noise
+   hits all alike; each figure is the median over rounds. The fp32 ceiling comes from numpy's sgemm
+   measured in the same run.
+2. Cold start: median wall time of fresh processes.
+3. Training (needs TensorFlow): see bench/training.py.
 """
 
 from __future__ import annotations
@@ -30,7 +34,16 @@ from vae_runtime.manifest import read_manifest
 
 BATCHES = (1, 16, 256)
 DECODER_MFLOP = 11.3  # multiply-adds x 2 per digit, for the seed architecture
-SGEMM_GFLOPS = 210.0  # this 2-core machine's sgemm, measured with numpy
+
+
+def sgemm_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """What this machine's numpy sgemm does now, using every core."""
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    a @ a
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ a
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
 
 
 def contenders(bundle: Path, keras_decoder: Path) -> dict[str, object]:
@@ -139,7 +152,18 @@ def main() -> None:
         help="the baseline: the Keras decoder the bundle was exported from",
     )
     parser.add_argument("--json", type=Path, default=Path("bench/results/latest.json"))
+    parser.add_argument("--data", help="MNIST for training [default: the Keras cache, downloaded if missing]")
+    parser.add_argument("--train-epochs", type=int, default=10, help="vae-train's epochs at most")
+    parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument(
+        "--full-reference", action="store_true", help="train the reference 10 epochs, store its loss, stop"
+    )
     args = parser.parse_args()
+    machine = f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or 'cpu'}"
+    date = datetime.now(UTC).isoformat(timespec="seconds")
+    if args.full_reference:
+        full_reference(args.data, machine, date)
+        return
 
     manifest = read_manifest(args.bundle)
     runs = contenders(args.bundle, args.keras_decoder)
@@ -164,16 +188,18 @@ def main() -> None:
             "latency_ms_p99": float(np.percentile(lat, 99)),
         }
     baseline = next((r for n, r in results.items() if "baseline" in n), None)
-    ceiling = SGEMM_GFLOPS * 1000 / DECODER_MFLOP
+    gflops = sgemm_gflops()
+    ceiling = gflops * 1000 / DECODER_MFLOP
     report = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or 'cpu'}",
+        "date": date,
+        "machine": machine,
         "bundle": str(args.bundle),
+        "sgemm_gflops": round(gflops, 1),
         "fp32_ceiling_digits_per_s": round(ceiling),
         "generation": results,
         "cold_start_s": cold_start(repeats=5),
     }
-    print(f"{report['date']}  {report['machine']}")
+    print(f"{date}  {machine}  sgemm {gflops:.0f} GFLOP/s -> fp32 ceiling {ceiling:,.0f} digits/s")
     header = f"{'contender':<34}" + "".join(f"{f'batch {b}/s':>13}" for b in BATCHES)
     print(header + f"{'lat ms p50':>12}{'p99':>8}{'vs base':>9}{'of ceiling':>11}")
     for name, r in results.items():
@@ -186,9 +212,56 @@ def main() -> None:
         )
     for name, seconds in report["cold_start_s"].items():
         print(f"cold start  {name:<48}{seconds:>7.3f} s")
+    if not args.skip_training:
+        report["training"] = training(args.data, args.train_epochs)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.json}")
+
+
+def _mnist(data: str | None):
+    from vae_runtime.mnist import load_mnist_anywhere
+
+    return load_mnist_anywhere(Path(data) if data else None)
+
+
+def full_reference(data: str | None, machine: str, date: str) -> None:
+    import bench_training
+
+    result = bench_training.run_reference(_mnist(data))
+    bench_training.store_reference(result, machine, date)
+    print(
+        f"reference: {result['epochs']} epochs in {sum(result['epoch_seconds']):.1f} s, validation total "
+        f"{result['validation']['total_loss']:.2f}; stored in {bench_training.RESULT_FILE}"
+    )
+
+
+def training(data: str | None, epochs: int) -> dict | None:
+    import bench_training
+
+    stored = bench_training.stored_reference()
+    if not _has_tensorflow() or stored is None:
+        print("no training benchmark: needs TensorFlow and a stored reference (run --full-reference once)")
+        return None
+    mnist = _mnist(data)
+    target = stored["validation"]["total_loss"]
+    result = bench_training.time_to_quality(mnist, mnist.source, target, epochs)
+    print(
+        f"training  target: the reference's 10-epoch validation total {target:.2f} ({stored['date']}); "
+        f"reference 10 epochs ~{result['reference_seconds_to_target']:.0f} s "
+        f"(epochs timed now: {', '.join(f'{t:.1f}' for t in result['reference_epoch_seconds'])} s)"
+    )
+    print(f"          vae-train validation by epoch {result['vae_train_val_by_epoch']}")
+    print(f"          wall time at each epoch end  {result['vae_train_wall_by_epoch']} s")
+    if result["vae_train_epoch_reaching_target"]:
+        print(
+            f"          reached at epoch {result['vae_train_epoch_reaching_target']} after "
+            f"{result['vae_train_seconds_to_target']:.0f} s: {result['ratio']:.2f} of the reference's time"
+        )
+    else:
+        spent = result["vae_train_wall_by_epoch"][-1] / result["reference_seconds_to_target"]
+        print(f"          not reached in {epochs} epochs ({spent:.2f} of the reference's time)")
+    return result
 
 
 if __name__ == "__main__":

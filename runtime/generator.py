@@ -18,7 +18,7 @@ from vae_runtime.backends import BACKENDS, INSTALL_HINT, LazyModel, Model, avail
 from vae_runtime.errors import BundleError, VaeDigitsError
 from vae_runtime.manifest import Manifest, ModelFile, read_manifest, verified_path
 
-CHUNK = 128  # rows per model call: bounds memory; 2+ chunks spread over the cores
+CHUNK = 128  # most rows per model call: bounds memory; the chunks of a request spread over the cores
 MAX_DIGITS = 100_000  # per call
 DEFAULT_BUNDLES = ("cvae", "vae")
 
@@ -149,9 +149,10 @@ class Generator:
         rows = len(next(iter(feeds.values())))
         if rows == 0:
             raise VaeDigitsError("nothing to process: the input holds no rows")
+        size = min(CHUNK, math.ceil(rows / self.workers))  # 2+ rows: every core gets a share
         chunks = [
-            {name: array[start : start + CHUNK] for name, array in feeds.items()}
-            for start in range(0, rows, CHUNK)
+            {name: array[start : start + size] for name, array in feeds.items()}
+            for start in range(0, rows, size)
         ]
         if len(chunks) == 1:
             return model.run(chunks[0])
