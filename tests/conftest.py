@@ -47,6 +47,22 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
+def generator():
+    """The embedded pretrained CVAE."""
+    from vae_runtime.generator import Generator
+
+    return Generator.load()
+
+
+@pytest.fixture(scope="session")
+def vae_generator():
+    """The embedded pretrained VAE."""
+    from vae_runtime.generator import Generator, default_bundle
+
+    return Generator.load(default_bundle("vae"))
+
+
+@pytest.fixture(scope="session")
 def data_path() -> Path:
     return DATA
 

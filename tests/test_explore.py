@@ -7,64 +7,54 @@ from PIL import Image
 from conftest import DATA, HAS_MATPLOTLIB, run_cli
 from vae_runtime import VaeDigitsError
 from vae_runtime.explore import interpolate, label_rows, latent_grid, load_digit, restyle, slerp
-from vae_runtime.generator import Generator, default_bundle
+from vae_runtime.generator import default_bundle
 
 needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB, reason='needs "vae-digits[explore]"')
 
 
-@pytest.fixture(scope="module")
-def cvae():
-    return Generator.load()
-
-
-@pytest.fixture(scope="module")
-def vae():
-    return Generator.load(default_bundle("vae"))
-
-
-def test_grid_for_one_label_covers_the_plane(cvae):
-    image = latent_grid(cvae, n=5, span=1.5, label=7)
+def test_grid_for_one_label_covers_the_plane(generator):
+    image = latent_grid(generator, n=5, span=1.5, label=7)
     assert image.shape == (5 * 28, 5 * 28) and image.dtype == np.uint8
     # the top-left tile is z = (-1.5, +1.5): x rises to the right, y upwards
-    expected = np.rint(cvae.decode(np.array([[-1.5, 1.5]]), 7)[0] * 255).astype(np.uint8)
+    expected = np.rint(generator.decode(np.array([[-1.5, 1.5]]), 7)[0] * 255).astype(np.uint8)
     np.testing.assert_array_equal(image[:28, :28], expected)
     tiles = image.reshape(5, 28, 5, 28).swapaxes(1, 2).reshape(25, -1)
     assert len({tile.tobytes() for tile in tiles}) == 25  # every point decodes differently
 
 
-def test_grid_of_every_label_is_a_mosaic(cvae):
-    image = latent_grid(cvae, n=4)
+def test_grid_of_every_label_is_a_mosaic(generator):
+    image = latent_grid(generator, n=4)
     tile = 4 * 28
     assert image.shape == (2 * tile + 3 * 6, 5 * tile + 6 * 6)
 
 
-def test_grid_of_a_vae_and_bad_arguments(vae, cvae):
-    assert latent_grid(vae, n=3).shape == (84, 84)
+def test_grid_of_a_vae_and_bad_arguments(vae_generator, generator):
+    assert latent_grid(vae_generator, n=3).shape == (84, 84)
     with pytest.raises(VaeDigitsError, match="grid size must be 2-100"):
-        latent_grid(cvae, n=1)
+        latent_grid(generator, n=1)
     with pytest.raises(VaeDigitsError, match="span must be a finite number > 0"):
-        latent_grid(cvae, span=float("nan"))
+        latent_grid(generator, span=float("nan"))
     with pytest.raises(VaeDigitsError, match="dims must be two different dimensions in 0-1"):
-        latent_grid(cvae, dims=(0, 2))
+        latent_grid(generator, dims=(0, 2))
 
 
-def test_label_rows_keep_one_style_per_column(cvae):
-    image = label_rows(cvae, columns=6, seed=3)
+def test_label_rows_keep_one_style_per_column(generator):
+    image = label_rows(generator, columns=6, seed=3)
     assert image.shape == (2 + 10 * 30, 2 + 6 * 30)
-    np.testing.assert_array_equal(image, label_rows(cvae, columns=6, seed=3))
+    np.testing.assert_array_equal(image, label_rows(generator, columns=6, seed=3))
     z = np.random.default_rng(3).standard_normal((6, 2), dtype=np.float32)
-    first_eight = np.rint(cvae.decode(z[:1], 8)[0] * 255).astype(np.uint8)
+    first_eight = np.rint(generator.decode(z[:1], 8)[0] * 255).astype(np.uint8)
     np.testing.assert_array_equal(image[2 + 8 * 30 : 2 + 8 * 30 + 28, 2:30], first_eight)
 
 
-def test_interpolation_ends_at_its_endpoints(cvae):
+def test_interpolation_ends_at_its_endpoints(generator):
     start, end = np.array([-2.0, 0.5]), np.array([1.0, -1.0])
-    strip = interpolate(cvae, start, end, steps=7, label=2)
+    strip = interpolate(generator, start, end, steps=7, label=2)
     assert strip.shape == (32, 2 + 7 * 30)
-    last = np.rint(cvae.decode(end[None], 2)[0] * 255).astype(np.uint8)
+    last = np.rint(generator.decode(end[None], 2)[0] * 255).astype(np.uint8)
     np.testing.assert_array_equal(strip[2:30, 2 + 6 * 30 : 2 + 6 * 30 + 28], last)
     with pytest.raises(VaeDigitsError, match="give --label"):
-        interpolate(cvae, start, end)
+        interpolate(generator, start, end)
 
 
 def test_slerp_keeps_the_norm_between_equal_norm_ends():
@@ -74,8 +64,8 @@ def test_slerp_keeps_the_norm_between_equal_norm_ends():
     np.testing.assert_allclose(path[0], a) and np.testing.assert_allclose(path[-1], b)
 
 
-def test_restyle_writes_the_source_then_every_label(cvae, mnist):
-    strip = restyle(cvae, mnist.x_test[0], int(mnist.y_test[0]))
+def test_restyle_writes_the_source_then_every_label(generator, mnist):
+    strip = restyle(generator, mnist.x_test[0], int(mnist.y_test[0]))
     assert strip.shape == (32, 2 + 11 * 30)
     np.testing.assert_array_equal(strip[2:30, 2:30], mnist.x_test[0])
 

@@ -18,16 +18,6 @@ from vae_runtime import BundleError, VaeDigitsError
 from vae_runtime.generator import Generator, default_bundle
 
 
-@pytest.fixture(scope="module")
-def generator():
-    return Generator.load()
-
-
-@pytest.fixture(scope="module")
-def vae_generator():
-    return Generator.load(default_bundle("vae"))
-
-
 @pytest.fixture
 def bundle_copy(tmp_path):
     copy = tmp_path / "bundle"
