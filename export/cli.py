@@ -2,77 +2,134 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
-from vae_runtime._cli import Parser, add_mnist_option, integer, number, run, subcommands
-from vae_train.quiet import import_tensorflow_quietly
+import typer
 
-ONNX_QUANTIZE = ("none", "int8")
-TFLITE_QUANTIZE = ("none", "float16", "dynamic", "int8")
+from vae_runtime.cli.common import Version, data_option, integer, main, new_app, number
+
+app = new_app("Export a finished vae-train run to a validated ONNX / TFLite bundle.", commands=True)
 
 
+class OnnxQuantize(StrEnum):
+    none = "none"
+    int8 = "int8"
+
+
+class TfliteQuantize(StrEnum):
+    none = "none"
+    float16 = "float16"
+    dynamic = "dynamic"
+    int8 = "int8"
+
+
+RunDir = Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A finished vae-train run directory.")]
+Out = Annotated[Path, typer.Option(metavar="DIR", help="The bundle directory to write.", show_default=False)]
+Atol = Annotated[
+    float, typer.Option(parser=number(1e-12, 1.0), help="Max abs diff allowed against Keras (fp32 files).")
+]
+Opset = Annotated[int, typer.Option(parser=integer(13, 18), help="ONNX opset, 13-18.")]
+Data = data_option("MNIST npz / IDX directory for the checks (default: the run's data).")
+ForceBundle = Annotated[
+    bool, typer.Option("--force", help="Replace files (or another run's bundle) in --out.")
+]
+
+
+EXAMPLES = """[b]Examples[/b]
+
+  vae-export all runs/cvae --out bundles/cvae
+  vae-export onnx runs/cvae --out bundles/cvae --opset 17
+  vae-export tflite runs/cvae --out bundles/cvae --quantize int8
+"""
+
+
+@app.callback(epilog=EXAMPLES)
+def export(version: Version = False) -> None:
+    """Export a finished vae-train run to a bundle: every file is checked against Keras before it is kept."""
+
+
+@app.command(epilog="[b]Example[/b]  vae-export onnx runs/cvae --out bundles/cvae --quantize int8")
 def onnx(
-    run_dir: Path, out: Path, opset: int, quantize: list[str] | None, atol: float, force: bool, data
+    run_dir: RunDir,
+    out: Out,
+    opset: Opset = 17,
+    quantize: Annotated[
+        list[OnnxQuantize] | None,
+        typer.Option(help="int8 adds a QDQ decoder; repeatable.", show_default=False),
+    ] = None,
+    atol: Atol = 1e-4,
+    force: ForceBundle = False,
+    data: Data = None,
 ) -> None:
+    """Encoder and decoder as ONNX (tf2onnx)."""
     _export(run_dir, out, {"onnx": {"opset": opset, "quantize": _modes(quantize)}}, atol, force, data)
 
 
-def tflite(run_dir: Path, out: Path, quantize: list[str] | None, atol: float, force: bool, data) -> None:
+@app.command(epilog="[b]Example[/b]  vae-export tflite runs/cvae --out bundles/cvae --quantize int8")
+def tflite(
+    run_dir: RunDir,
+    out: Out,
+    quantize: Annotated[
+        list[TfliteQuantize] | None,
+        typer.Option(help="Variants to add: float16, dynamic, int8; repeatable.", show_default=False),
+    ] = None,
+    atol: Atol = 1e-4,
+    force: ForceBundle = False,
+    data: Data = None,
+) -> None:
+    """Encoder and decoder as TFLite, with optional quantized variants."""
     _export(run_dir, out, {"tflite": {"quantize": _modes(quantize)}}, atol, force, data)
 
 
-def all_formats(run_dir: Path, out: Path, opset: int, atol: float, force: bool, data) -> None:
+@app.command("all", epilog="[b]Example[/b]  vae-export all runs/cvae --out bundles/cvae")
+def all_formats(
+    run_dir: RunDir,
+    out: Out,
+    opset: Opset = 17,
+    atol: Atol = 1e-4,
+    force: ForceBundle = False,
+    data: Data = None,
+) -> None:
+    """ONNX and TFLite fp32, plus every quantized variant that passes its checks."""
     formats = {
-        "onnx": {"opset": opset, "quantize": _modes(ONNX_QUANTIZE)},
-        "tflite": {"quantize": _modes(TFLITE_QUANTIZE)},
+        "onnx": {"opset": opset, "quantize": _modes(OnnxQuantize)},
+        "tflite": {"quantize": _modes(TfliteQuantize)},
     }
     _export(run_dir, out, formats, atol, force, data)
 
 
 def _modes(quantize) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(mode for mode in quantize or () if mode != "none"))
+    return tuple(dict.fromkeys(mode.value for mode in quantize or () if mode.value != "none"))
 
 
-def _export(run_dir: Path, out: Path, formats: dict, atol: float, force: bool, data) -> None:
+def _export(run_dir: Path, out: Path, formats: dict, atol: float, force: bool, data: Path | None) -> None:
+    from vae_runtime.cli.progress import Progress
+    from vae_train.quiet import import_tensorflow_quietly
+
     import_tensorflow_quietly()
     from vae_export.onnx import OnnxFormat
     from vae_export.pipeline import export
     from vae_export.tflite import TfliteFormat
+    from vae_runtime.manifest import ROLES
 
     classes = {"onnx": OnnxFormat, "tflite": TfliteFormat}
     chosen = [classes[name](**options) for name, options in formats.items()]
-    manifest = export(
-        run_dir, out, chosen, atol=atol, force=force, data=str(data) if data else None, report=print
-    )
-    print(f"wrote {len(manifest.files)} model files and manifest.json to {out}")
+    steps = 2 * sum(len(f.precisions(role)) for f in chosen for role in ROLES)  # convert + validate each
+
+    with Progress(steps, "exporting") as bar:
+
+        def report(line: str) -> None:
+            bar.line(line)
+            if line.startswith(("convert", "validate")):
+                bar.advance()
+
+        manifest = export(
+            run_dir, out, chosen, atol=atol, force=force, data=str(data) if data else None, report=report
+        )
+    print(f"wrote {len(manifest.files)} files and manifest.json to {out}")
 
 
-def parser() -> Parser:
-    cli = Parser(description="Export a finished vae-train run to a validated ONNX / TFLite bundle.")
-    add = subcommands(cli)
-    sub = _command(add, "onnx", onnx, "encoder and decoder as ONNX (tf2onnx)")
-    sub.add_argument("--opset", type=integer(13, 18), default=17, help="ONNX opset")
-    sub.add_argument("--quantize", action="append", choices=ONNX_QUANTIZE, help="int8 adds a QDQ decoder")
-    sub = _command(add, "tflite", tflite, "encoder and decoder as TFLite, with optional quantized variants")
-    sub.add_argument("--quantize", action="append", choices=TFLITE_QUANTIZE, help="repeatable")
-    sub = _command(
-        add, "all", all_formats, "ONNX and TFLite fp32, plus every quantized variant that passes its checks"
-    )
-    sub.add_argument("--opset", type=integer(13, 18), default=17, help="ONNX opset")
-    return cli
-
-
-def _command(add, name: str, handler, help: str) -> Parser:
-    sub = add(name, handler, help)
-    sub.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished vae-train run directory")
-    sub.add_argument("--out", type=Path, required=True, help="the bundle directory to write")
-    sub.add_argument(
-        "--atol", type=number(1e-12), default=1e-4, help="max abs diff allowed against Keras (fp32 files)"
-    )
-    sub.add_argument("--force", action="store_true", help="replace files (or another run's bundle) in --out")
-    add_mnist_option(sub, "MNIST npz / IDX directory for the checks (default: the run's data)")
-    return sub
-
-
-def main() -> None:
-    run(parser())
+def run() -> None:
+    main(app)

@@ -1,4 +1,4 @@
-"""The one exception family every vae-digits package raises for bad input."""
+"""The one exception family every vae-digits package raises, for bad input and for failed work."""
 
 
 class VaeDigitsError(ValueError):
@@ -11,3 +11,7 @@ class DataError(VaeDigitsError):
 
 class BundleError(VaeDigitsError):
     """A model bundle that is missing, malformed, tampered with or not loadable."""
+
+
+class WorkError(VaeDigitsError):
+    """Good input, failed work: a check that did not pass, an output that could not be written."""

@@ -7,6 +7,7 @@ latent dimensions, total = reconstruction + KL; each a mean over digits, in nats
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,14 @@ def elbo_terms(
 
 
 CLASSIFIER = "classifier.onnx"
+
+
+def find_classifier(bundle: Path) -> Path:
+    """The classifier beside `bundle` (as `vae-train classifier` leaves it), else the embedded one."""
+    from vae_runtime.generator import default_bundle
+
+    beside = Path(bundle).parent / CLASSIFIER
+    return beside if beside.is_file() else default_bundle().parent / CLASSIFIER
 
 
 class Judge:
@@ -102,33 +111,43 @@ def generation_quality(
     real_labels: np.ndarray,
     per_label: int = 1000,
     seed: int = 0,
+    temperature: float = 1.0,
+    progress: Callable[[], None] | None = None,
 ) -> dict:
     """For a CVAE: per-label accuracy of generated digits, Frechet distance to the real ones in the
-    classifier's feature space, and in-label diversity (generated and real)."""
+    classifier's feature space, and in-label diversity (generated and real).
+
+    `progress` is called num_classes + 2 times: after generating, after judging each label, at the end.
+    """
+    tick = progress or (lambda: None)
     label_ids = np.arange(g.info.num_classes)
-    generated = g.generate(label_ids, count=per_label, seed=seed)
+    generated = g.generate(label_ids, count=per_label, seed=seed, temperature=temperature)
+    tick()
     wanted = np.repeat(label_ids, per_label)
-    fake_features, predicted = judge(generated)
+    judged = []
+    for i in label_ids:
+        judged.append(judge(generated[wanted == i]))
+        tick()
+    fake_features = np.concatenate([features for features, _ in judged])
+    predicted = np.concatenate([labels for _, labels in judged])
     real_features, _ = judge(real_images)
-    diversity_sample = min(per_label, 200)
+    tick()
+    sample = min(per_label, 200)
+    accuracy_by_label = {g.info.labels[i]: float((predicted[wanted == i] == i).mean()) for i in label_ids}
+    diversity_generated = float(
+        np.mean([mean_pairwise_distance(fake_features[wanted == i][:sample]) for i in label_ids])
+    )
+    diversity_real = float(
+        np.mean([mean_pairwise_distance(real_features[real_labels == i][:sample]) for i in label_ids])
+    )
     return {
-        "accuracy_by_label": {
-            g.info.labels[i]: float((predicted[wanted == i] == i).mean()) for i in label_ids
-        },
+        "accuracy_by_label": accuracy_by_label,
         "accuracy": float((predicted == wanted).mean()),
+        "worst_label_accuracy": min(accuracy_by_label.values()),
         "frechet_distance": frechet_distance(fake_features, real_features),
-        "diversity_generated": float(
-            np.mean(
-                [mean_pairwise_distance(fake_features[wanted == i][:diversity_sample]) for i in label_ids]
-            )
-        ),
-        "diversity_real": float(
-            np.mean(
-                [
-                    mean_pairwise_distance(real_features[real_labels == i][:diversity_sample])
-                    for i in label_ids
-                ]
-            )
-        ),
+        "diversity_generated": diversity_generated,
+        "diversity_real": diversity_real,
+        "diversity_ratio": diversity_generated / diversity_real,
         "generated_per_label": per_label,
+        "temperature": temperature,
     }

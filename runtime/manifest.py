@@ -21,7 +21,8 @@ FORMAT_VERSION = 1
 MAX_MANIFEST_BYTES = 1 << 20
 KINDS = ("vae", "cvae")
 ROLES = ("encoder", "decoder")
-FORMATS = {"onnx": ".onnx", "tflite": ".tflite"}
+PRIOR = "prior"  # the role of a fitted latent prior (prior.json), sampled by `Generator.generate`
+FORMATS = {"onnx": ".onnx", "tflite": ".tflite", "json": ".json"}
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 
 
@@ -50,6 +51,8 @@ class ModelFile:
     parity: dict[str, Any] = field(default_factory=dict)
     speed: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    batch_sizes: tuple[int, ...] = ()  # static batch sizes (one signature each); () = dynamic batch
+    recommended: bool = False  # the file to pick on an edge device (fast and within its bounds)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class Manifest:
     image_shape: tuple[int, int, int]
     run_id: str
     files: tuple[ModelFile, ...]
+    default_temperature: float = 1.0
+    omitted: tuple[dict[str, str], ...] = ()  # variants not written, each {"file": ..., "reason": ...}
     training: dict[str, Any] = field(default_factory=dict)
     producer: dict[str, Any] = field(default_factory=dict)
     created: str = ""
@@ -72,6 +77,11 @@ class Manifest:
     @property
     def conditional(self) -> bool:
         return self.kind == "cvae"
+
+    @property
+    def prior(self) -> ModelFile | None:
+        """The fitted latent prior (prior.json) that `generate` samples from, if the bundle has one."""
+        return next((entry for entry in self.files if entry.role == PRIOR), None)
 
     def find(self, role: str, format: str, precision: str | None = None) -> ModelFile | None:
         """The file for `role` in `format`: the named precision, else the default one."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +23,29 @@ IDX_FILES = {
 _IDX_UBYTE = 0x08
 
 
+KERAS_SOURCE = "keras.datasets.mnist"
+
+
 @dataclass(frozen=True)
 class Mnist:
-    """uint8 images (N, 28, 28) and integer labels (N,) for both splits, and where they came from."""
+    """uint8 images (N, 28, 28) and integer labels (N,) for both splits, and where they came from.
+
+    `source` names the data without this machine in it: a file's name or "keras.datasets.mnist";
+    `size` and `sha256` identify the bytes read (None when Keras loaded them).
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+    size: int | None = None
+    sha256: str | None = None
+
+    @property
+    def provenance(self) -> dict[str, str | int | None]:
+        """{"name", "size", "sha256"}: what a run config or manifest records of the data."""
+        return {"name": self.source, "size": self.size, "sha256": self.sha256}
 
 
 def load_mnist_file(path: str | Path) -> Mnist:
@@ -43,12 +58,24 @@ def load_mnist_file(path: str | Path) -> Mnist:
     """
     path = Path(path)
     if path.is_dir():
-        arrays = {key: _read_idx(_find_idx(path, name)) for key, name in IDX_FILES.items()}
+        files = [_find_idx(path, name) for name in IDX_FILES.values()]
+        arrays = {key: _read_idx(file) for key, file in zip(IDX_FILES, files, strict=True)}
     elif path.is_file():
-        arrays = _read_npz(path)
+        files, arrays = [path], _read_npz(path)
     else:
         raise DataError(f"data path {path} does not exist")
-    return _checked(arrays, source=str(path.resolve()))
+    size, sha256 = _fingerprint(files)
+    return replace(_checked(arrays, source=path.resolve().name), size=size, sha256=sha256)
+
+
+def _fingerprint(files: list[Path]) -> tuple[int, str]:
+    """Total size and sha256 of the bytes of `files`, in order."""
+    digest, size = hashlib.sha256(), 0
+    for file in files:
+        data = file.read_bytes()
+        digest.update(data)
+        size += len(data)
+    return size, digest.hexdigest()
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -115,11 +142,10 @@ def load_mnist_anywhere(path: str | Path | None = None) -> Mnist:
         return load_mnist_file(path)
     if not KERAS_CACHE.is_file():
         _download(KERAS_URL, KERAS_CACHE)
-    return load_mnist_file(KERAS_CACHE)
+    return replace(load_mnist_file(KERAS_CACHE), source=KERAS_SOURCE)
 
 
 def _download(url: str, target: Path) -> None:
-    import hashlib
     import urllib.request
 
     from vae_runtime.fileio import atomic_write_bytes

@@ -29,15 +29,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 CLI_MODULES = {
     "vae-train": "vae_train.cli",
     "vae-export": "vae_export.cli",
-    "vae-generate": "vae_runtime.cli",
-    "vae-explore": "vae_runtime.explore_cli",
-    "vae-eval": "vae_runtime.eval_cli",
+    "vae-generate": "vae_runtime.cli.generate",
+    "vae-explore": "vae_runtime.cli.explore",
+    "vae-eval": "vae_runtime.cli.eval",
 }
 
 
 def cli_argv(command: str, *args: str) -> list[str]:
     """The argv that runs a console script of this package in a fresh interpreter."""
-    code = f"import sys; sys.argv[0] = {command!r}; from {CLI_MODULES[command]} import main; main()"
+    code = f"import sys; sys.argv[0] = {command!r}; from {CLI_MODULES[command]} import run; run()"
     return [sys.executable, "-c", code, *args]
 
 

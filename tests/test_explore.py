@@ -6,8 +6,8 @@ from PIL import Image
 
 from conftest import DATA, HAS_MATPLOTLIB, run_cli
 from vae_runtime import VaeDigitsError
-from vae_runtime.explore import interpolate, label_rows, latent_grid, load_digit, restyle, slerp
 from vae_runtime.generator import default_bundle
+from vae_runtime.tools.explore import interpolate, label_rows, latent_grid, load_digit, restyle, slerp
 
 needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB, reason='needs "vae-digits[explore]"')
 

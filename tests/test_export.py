@@ -216,7 +216,9 @@ def test_cli_errors(cvae_run, tmp_path):
     out = str(tmp_path / "out")
     assert "run directory /no/such/run does not exist" in cli_error("onnx", "/no/such/run", "--out", out)
     assert "is not a vae-train run (no config.json)" in cli_error("onnx", str(tmp_path), "--out", out)
-    assert "invalid choice: 'int4'" in cli_error("tflite", str(cvae_run), "--out", out, "--quantize", "int4")
+    assert "'int4' is not one of 'none', 'float16', 'dynamic', 'int8'" in cli_error(
+        "tflite", str(cvae_run), "--out", out, "--quantize", "int4"
+    )
     for opset in ("12", "19"):
         assert "--opset" in cli_error("onnx", str(cvae_run), "--out", out, "--opset", opset)
     occupied = tmp_path / "occupied"

@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import HAS_TENSORFLOW, run_cli
 from vae_runtime.generator import Generator, default_bundle
-from vae_runtime.images import grid
+from vae_runtime.tools.images import grid
 
 
 def test_png_grid_of_sevens(tmp_path):
@@ -94,7 +94,7 @@ BAD = [
     (["--seed", "-3"], "--seed"),
     (["--bundle", "/no/such/bundle"], "bundle /no/such/bundle is not a directory"),
     (["--bundle", "{broken}"], "does not match its manifest checksum"),
-    (["--backend", "cuda"], "invalid choice: 'cuda'"),
+    (["--backend", "cuda"], "'cuda' is not one of 'auto', 'onnx', 'tflite'"),
     (["--out", "{tmp}/digits.gif"], "is not a .png file (one grid), a .npy file"),
     (["--out", "{tmp}/missing/dir/x.png"], "does not exist"),
 ]
@@ -130,5 +130,5 @@ def test_every_command_has_help(command):
     if command in ("vae-train", "vae-export") and not HAS_TENSORFLOW:
         pytest.skip("needs the training stack")
     result = run_cli(command, "--help")
-    assert result.returncode == 0 and result.stdout.startswith(f"usage: {command}"), result.stderr
-    assert "options:" in result.stdout and result.stderr == ""
+    assert result.returncode == 0 and f"Usage: {command} [OPTIONS]" in result.stdout, result.stderr
+    assert "--version" in result.stdout and "Example" in result.stdout and result.stderr == ""

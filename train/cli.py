@@ -1,27 +1,127 @@
-"""`vae-train`: train a VAE or CVAE on MNIST into a run directory."""
+"""`vae-train`: train a VAE or CVAE on MNIST into a run directory (`vae-train classifier`: the judge)."""
 
 from __future__ import annotations
 
-import sys
+from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
-from vae_runtime._cli import Parser, add_mnist_option, integer, number, run
-from vae_train.quiet import import_tensorflow_quietly
+import typer
 
-DATA_HELP = "a Keras mnist.npz or a directory of MNIST IDX files (default: the Keras download)"
+from vae_runtime.cli.common import Version, data_option, integer, main, new_app, number
+
+app = new_app("Train a VAE or conditional VAE on MNIST; validation is on the test split.")
+Data = data_option("A Keras mnist.npz or a directory of MNIST IDX files (default: the Keras download).")
+EXAMPLES = """[b]Examples[/b]
+
+  vae-train --model cvae --epochs 10 --data mnist.npz --out runs/cvae
+  vae-train --out runs/cvae --resume --epochs 20 --data mnist.npz
+  vae-train --strategy mirrored --batch-size 256 --tensorboard --out runs/big
+  vae-train classifier --data mnist.npz --out runs/classifier
+
+Watch a run learn: [b]tensorboard --logdir runs/[/b] (with --tensorboard).
+"""
 
 
-def train(out: Path | None, resume: bool, **given) -> None:
-    given["data"] = str(given["data"]) if given["data"] else None
+class Model(StrEnum):
+    cvae = "cvae"
+    vae = "vae"
+
+
+class Strategy(StrEnum):
+    auto = "auto"
+    default = "default"
+    mirrored = "mirrored"
+    multi_worker = "multi-worker"
+
+
+def _option(help: str, parser=None, **kwargs):
+    return typer.Option(help=help, parser=parser, show_default=False, **kwargs)
+
+
+@app.callback(invoke_without_command=True, epilog=EXAMPLES)
+def train(
+    context: typer.Context,
+    model: Annotated[Model | None, _option("cvae or vae (default: cvae).")] = None,
+    epochs: Annotated[int | None, _option("Epochs to train in all (default: 30).", integer(1))] = None,
+    batch_size: Annotated[
+        int | None, _option("The global batch, over all replicas (default: 128).", integer(1))
+    ] = None,
+    latent_dim: Annotated[int | None, _option("Latent dimensions (default: 2).", integer(1, 256))] = None,
+    learning_rate: Annotated[float | None, _option("Adam's (default: 1e-3).", number(1e-9, 10))] = None,
+    beta: Annotated[float | None, _option("Weight of the KL term (default: 1.0).", number(0, 1e3))] = None,
+    final_kernel: Annotated[
+        int | None, _option("Kernel size of the decoder's last layer (default: 3).", integer(1, 7))
+    ] = None,
+    data: Data = None,
+    out: Annotated[Path | None, _option("The run directory (default: runs/MODEL).")] = None,
+    seed: Annotated[int | None, _option("(default: 0)", integer(0))] = None,
+    keep_checkpoints: Annotated[
+        int | None, _option("Per-epoch checkpoints kept, 0 = all (default: 3).", integer(0))
+    ] = None,
+    strategy: Annotated[
+        Strategy | None,
+        _option("auto (mirrored over 2+ GPUs, else default), default, mirrored or multi-worker (TF_CONFIG)."),
+    ] = None,
+    mixed_precision: Annotated[
+        bool | None, _option("mixed_float16 compute on GPUs; losses and the final sigmoid in float32.")
+    ] = None,
+    tensorboard: Annotated[
+        bool | None, _option("Write TensorBoard logs (losses, a grid of digits per epoch) into OUT/logs.")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out.")] = False,
+    version: Version = False,
+) -> None:
+    """Train a VAE or conditional VAE on MNIST into a run directory; validation is on the test split.
+
+    [b]vae-train classifier --help[/b]: the classifier vae-eval uses.
+    """
+    if context.invoked_subcommand is not None:
+        return
+    given = {
+        "model": model.value if model else None,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "latent_dim": latent_dim,
+        "learning_rate": learning_rate,
+        "beta": beta,
+        "final_kernel": final_kernel,
+        "data": str(data) if data else None,
+        "seed": seed,
+        "keep_checkpoints": keep_checkpoints,
+        "strategy": strategy.value if strategy else None,
+        "mixed_precision": mixed_precision,
+        "tensorboard": tensorboard,
+    }
+    _train({name: value for name, value in given.items() if value is not None}, out, resume)
+
+
+def _train(explicit: dict, out: Path | None, resume: bool) -> None:
+    from vae_runtime.cli.progress import Progress
+    from vae_train.quiet import import_tensorflow_quietly
+
     import_tensorflow_quietly()
     from vae_train.run import TrainConfig, resume_config
     from vae_train.run import train as train_run
 
-    explicit = {name: value for name, value in given.items() if value is not None}
     out = out or Path("runs") / explicit.get("model", "cvae")
     config = resume_config(out, explicit) if resume else TrainConfig(**explicit)
-    print(f"training {config.model} for {config.epochs} epochs into {out}")
-    summary = train_run(config, out, resume=resume, report=_print_epoch)
+    print(f"training {config.model} for {config.epochs} epochs into {out}", flush=True)
+    with Progress(1, "starting") as bar:
+
+        def progress(epoch: int, step: int, steps: int) -> None:
+            if step == 1:
+                bar.restart(steps, f"epoch {epoch}/{config.epochs}")
+            bar.update(step)
+
+        summary = train_run(
+            config,
+            out,
+            resume=resume,
+            report=lambda row: bar.line(_epoch_line(row)),
+            progress=progress,
+            announce=lambda setup: bar.line(_setup_line(setup)),
+        )
     val, tr = summary["validation"], summary["train"]
     print(
         f"done in {summary['seconds_this_session']:.1f}s: train total {tr['total_loss']:.2f}, "
@@ -30,70 +130,46 @@ def train(out: Path | None, resume: bool, **given) -> None:
     )
 
 
-def _print_epoch(row: dict) -> None:
-    print(
+def _setup_line(setup: dict) -> str:
+    return (
+        f"strategy {setup['strategy']}: {setup['replicas']} replica(s) x batch {setup['per_replica_batch']}"
+        f" = global batch {setup['global_batch']} on {', '.join(setup['devices'])}"
+    )
+
+
+def _epoch_line(row: dict) -> str:
+    return (
         f"epoch {row['epoch']:>3}/{row['epochs']}  loss {row['total_loss']:8.3f}  "
         f"val {row['val_total_loss']:8.3f} (rec {row['val_reconstruction_loss']:8.3f}, "
         f"kl {row['val_kl_loss']:6.3f})  {row['seconds']:5.1f}s"
     )
-    sys.stdout.flush()
 
 
-def classifier(out: Path, data: Path | None, epochs: int, seed: int) -> None:
+@app.command(epilog="[b]Example[/b]  vae-train classifier --data mnist.npz --out runs/classifier")
+def classifier(
+    out: Annotated[Path, typer.Option(help="Directory for classifier.keras / .onnx.")] = Path(
+        "runs/classifier"
+    ),
+    data: Data = None,
+    epochs: Annotated[int, typer.Option(parser=integer(1), help="Training epochs.")] = 3,
+    seed: Annotated[int, typer.Option(parser=integer(0))] = 0,
+) -> None:
+    """Train the MNIST classifier that vae-eval uses to judge generated digits."""
+    from vae_runtime.cli.progress import Progress
+    from vae_train.quiet import import_tensorflow_quietly
+
     import_tensorflow_quietly()
     from vae_train.classifier import ONNX_FILE, train_classifier
 
-    summary = train_classifier(out, str(data) if data else None, epochs, seed, report=_echo)
+    with Progress(epochs, "training the classifier") as bar:
+
+        def report(line: str) -> None:
+            bar.line(line)
+            bar.advance()
+
+        summary = train_classifier(out, str(data) if data else None, epochs, seed, report=report)
     print(f"test accuracy {summary['test_accuracy']:.4f}; wrote {out / ONNX_FILE}")
 
 
-def _echo(line: str) -> None:
-    print(line)
-    sys.stdout.flush()
-
-
-def train_parser() -> Parser:
-    cli = Parser(
-        description="Train a VAE or conditional VAE on MNIST; validation is on the test split. "
-        "`vae-train classifier --help`: the classifier vae-eval uses.",
-    )
-    cli.add_argument("--model", choices=("cvae", "vae"), help="(default: cvae)")
-    cli.add_argument("--epochs", type=integer(1), help="epochs to train in all (default: 30)")
-    cli.add_argument("--batch-size", type=integer(1), help="(default: 128)")
-    cli.add_argument("--latent-dim", type=integer(1), help="(default: 2)")
-    cli.add_argument("--learning-rate", type=number(0.0), help="Adam's (default: 1e-3)")
-    cli.add_argument("--beta", type=number(0.0), help="weight of the KL term (default: 1.0)")
-    cli.add_argument(
-        "--final-kernel", type=integer(1), help="kernel size of the decoder's last layer (default: 3)"
-    )
-    add_mnist_option(cli, DATA_HELP)
-    cli.add_argument("--out", type=Path, help="the run directory (default: runs/MODEL)")
-    cli.add_argument("--seed", type=integer(0), help="(default: 0)")
-    cli.add_argument(
-        "--keep-checkpoints", type=integer(0), help="per-epoch checkpoints kept, 0 = all (default: 3)"
-    )
-    cli.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
-    cli.set_defaults(handler=train)
-    return cli
-
-
-def classifier_parser() -> Parser:
-    cli = Parser(
-        prog="vae-train classifier",
-        description="Train the MNIST classifier that vae-eval uses to judge generated digits.",
-    )
-    cli.add_argument(
-        "--out", type=Path, default=Path("runs/classifier"), help="directory for classifier.keras / .onnx"
-    )
-    add_mnist_option(cli, DATA_HELP)
-    cli.add_argument("--epochs", type=integer(1), default=3, help="training epochs")
-    cli.add_argument("--seed", type=integer(0), default=0)
-    cli.set_defaults(handler=classifier)
-    return cli
-
-
-def main() -> None:
-    """`vae-train [OPTIONS]` trains a VAE/CVAE; `vae-train classifier [OPTIONS]` the judge."""
-    if sys.argv[1:2] == ["classifier"]:
-        run(classifier_parser(), sys.argv[2:])
-    run(train_parser())
+def run() -> None:
+    main(app)

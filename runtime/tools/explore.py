@@ -7,13 +7,14 @@ bundle can be inspected without TensorFlow.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from vae_runtime.errors import VaeDigitsError
 from vae_runtime.generator import Generator
-from vae_runtime.images import grid
+from vae_runtime.tools.images import grid
 
 MAX_GRID = 100
 
@@ -24,11 +25,13 @@ def latent_grid(
     span: float = 2.0,
     label: int | str | None = None,
     dims: tuple[int, int] = (0, 1),
+    progress: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """Decode an nxn grid over [-span, span]^2 of two latent dimensions (the others at 0).
 
     The horizontal axis is dims[0] rising to the right, the vertical one dims[1] rising upwards.
     For a CVAE pass a label; `label=None` puts the grids of every label side by side.
+    `progress` is called after each panel.
     """
     if not 2 <= n <= MAX_GRID:
         raise VaeDigitsError(f"grid size must be 2-{MAX_GRID}, not {n}")
@@ -41,13 +44,13 @@ def latent_grid(
     z = np.zeros((n * n, latent_dim), np.float32)
     z[:, dims[0]] = np.tile(axis, n)
     z[:, dims[1]] = np.repeat(axis[::-1], n)
-    if g.info.conditional:  # one decode call for every panel: it keeps all cores busy
-        labels = g.label_ids(label)
-        digits = _to_uint8(g.decode(np.tile(z, (len(labels), 1)), np.repeat(labels, n * n)))
-    else:
-        digits = _digits(g, z, None)
-    panels = digits.reshape(-1, n * n, 28, 28)
-    tiles = np.stack([grid(panel, columns=n, pad=0) for panel in panels])
+    labels = g.label_ids(label) if g.info.conditional else [None]
+    tiles = []
+    for panel_label in labels:
+        tiles.append(grid(_digits(g, z, panel_label), columns=n, pad=0))
+        if progress is not None:
+            progress()
+    tiles = np.stack(tiles)
     return tiles[0] if len(tiles) == 1 else grid(tiles, columns=5, pad=6)
 
 
@@ -129,10 +132,25 @@ def load_digit(path: Path) -> np.ndarray:
     return canvas
 
 
-def clusters_png(
-    g: Generator, images: np.ndarray, labels: np.ndarray, dims: tuple[int, int] = (0, 1)
-) -> bytes:
-    """Scatter the test digits' z_mean coloured by their label, with a legend; PNG bytes."""
+def project_2d(z: np.ndarray) -> tuple[np.ndarray, str, tuple[str, str]]:
+    """z (N, d) -> (N, 2): the latent itself when d = 2, else its first two principal components.
+
+    Also returns a description of the projection and the two axis names.
+    """
+    if z.shape[1] == 2:
+        return z, "z[0] vs z[1]", ("z[0]", "z[1]")
+    centred = z - z.mean(axis=0)
+    _, singular, components = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+    explained = float((singular[:2] ** 2).sum() / (singular**2).sum())
+    what = f"PCA of the {z.shape[1]}-D z_mean to 2-D, {explained:.0%} of the variance"
+    return (centred @ components[:2].T).astype(np.float32), what, ("PC 1", "PC 2")
+
+
+def clusters_png(g: Generator, images: np.ndarray, labels: np.ndarray) -> tuple[bytes, str]:
+    """Scatter the test digits' z_mean coloured by their label, with a legend: (PNG bytes, projection).
+
+    A latent of more than two dimensions is projected to 2-D with PCA, and the title says so.
+    """
     try:
         import matplotlib
     except ImportError:
@@ -141,13 +159,14 @@ def clusters_png(
     from matplotlib import pyplot as plt
 
     z_mean, _ = g.encode(images, labels if g.info.conditional else None)
+    points, projection, axis_names = project_2d(z_mean)
     figure, axis = plt.subplots(figsize=(8, 7), layout="constrained")
     colours = plt.get_cmap("tab10")
     for digit in range(10):
         chosen = labels == digit
         axis.scatter(
-            z_mean[chosen, dims[0]],
-            z_mean[chosen, dims[1]],
+            points[chosen, 0],
+            points[chosen, 1],
             s=3,
             alpha=0.6,
             color=colours(digit),
@@ -155,16 +174,16 @@ def clusters_png(
             rasterized=True,
         )
     axis.set(
-        xlabel=f"z[{dims[0]}]",
-        ylabel=f"z[{dims[1]}]",
-        title=f"{g.info.kind.upper()} z_mean of {len(images):,} test digits",
+        xlabel=axis_names[0],
+        ylabel=axis_names[1],
+        title=f"{g.info.kind.upper()} z_mean of {len(images):,} test digits ({projection})",
     )
     axis.legend(title="digit", markerscale=4, loc="best", framealpha=0.9)
     axis.grid(alpha=0.3)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
-    return buffer.getvalue()
+    return buffer.getvalue(), projection
 
 
 def _digits(g: Generator, z: np.ndarray, label: int | None) -> np.ndarray:

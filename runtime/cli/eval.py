@@ -1,0 +1,108 @@
+"""`vae-eval [BUNDLE] [--data PATH] [--json]`: a bundle's losses on the MNIST test split and, for a CVAE,
+how well its generated digits obey their labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vae_runtime.cli.common import Version, data_option, integer, main, new_app, number
+
+app = new_app("Losses on the test split through the runtime; for a CVAE also how well it obeys labels.")
+EXAMPLES = """[b]Examples[/b]
+
+  vae-eval --data mnist.npz
+  vae-eval bundles/cvae --data mnist.npz --json > report.json
+"""
+
+
+@app.command(epilog=EXAMPLES)
+def evaluate(
+    bundle: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="BUNDLE", help="Bundle directory (default: the embedded CVAE).", show_default=False
+        ),
+    ] = None,
+    data: data_option() = None,
+    seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the latent samples.")] = 0,
+    classifier: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="classifier.onnx from `vae-train classifier` (default: the one beside the bundle, else the "
+            "embedded one).",
+            show_default=False,
+        ),
+    ] = None,
+    per_label: Annotated[
+        int, typer.Option(parser=integer(2, 10_000), help="Generated digits per label (CVAE), 2-10,000.")
+    ] = 1000,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            parser=number(1e-6, 100), help="Sampling temperature (default: the bundle's).", show_default=False
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    version: Version = False,
+) -> None:
+    """Report the ELBO terms on the test split next to training's, and the quality of generated digits."""
+    from vae_runtime.cli.progress import Progress
+    from vae_runtime.evaluate import Judge, elbo_terms, find_classifier, generation_quality
+    from vae_runtime.generator import Generator
+    from vae_runtime.mnist import load_mnist_anywhere
+
+    g = Generator.load(bundle)
+    judge = Judge(classifier or find_classifier(g.bundle)) if g.info.conditional else None
+    mnist = load_mnist_anywhere(data)
+    beta = float(g.info.training.get("config", {}).get("beta", 1.0))
+    temperature = g.info.default_temperature if temperature is None else temperature
+    steps = 1 + (g.info.num_classes + 2 if judge else 0)
+    with Progress(steps, "evaluating", stream=typer.get_text_stream("stderr")) as bar:
+        report = {
+            "bundle": str(g.bundle),
+            "kind": g.info.kind,
+            "data": mnist.provenance,
+            **elbo_terms(g, mnist.x_test, mnist.y_test, seed=seed, beta=beta),
+            "training_validation": g.info.training.get("validation", {}),
+        }
+        bar.advance()
+        if judge is not None:
+            report["generation"] = generation_quality(
+                g, judge, mnist.x_test, mnist.y_test, per_label, seed, temperature, progress=bar.advance
+            )
+    print(json.dumps(report, indent=2) if as_json else _table(report))
+
+
+def _table(report: dict) -> str:
+    trained = report["training_validation"]
+    lines = [
+        f"{report['kind']} bundle {report['bundle']} on {report['digits']:,} test digits "
+        f"({report['data']['name']})",
+        f"{'loss (nats/digit)':<22}{'runtime':>10}{'training':>10}",
+    ]
+    for name in ("reconstruction_loss", "kl_loss", "total_loss"):
+        before = f"{trained[name]:>10.2f}" if name in trained else ""
+        lines.append(f"{name:<22}{report[name]:>10.2f}{before}")
+    quality = report.get("generation")
+    if quality:
+        by_label = "  ".join(f"{k}:{v:.3f}" for k, v in quality["accuracy_by_label"].items())
+        lines += [
+            f"generated digits judged by the classifier ({quality['generated_per_label']} per label, "
+            f"temperature {quality['temperature']:g})",
+            f"  accuracy by label   {by_label}",
+            f"  accuracy            {quality['accuracy']:.4f} "
+            f"(worst label {quality['worst_label_accuracy']:.4f})",
+            f"  Frechet distance    {quality['frechet_distance']:.3f} (generated vs test digits)",
+            f"  in-label diversity  {quality['diversity_generated']:.3f} "
+            f"(test digits: {quality['diversity_real']:.3f}, ratio {quality['diversity_ratio']:.1%})",
+        ]
+    return "\n".join(lines)
+
+
+def run() -> None:
+    main(app)
