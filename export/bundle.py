@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import fcntl
+import json
 import os
 import shutil
 import tempfile
@@ -57,6 +58,7 @@ class BundleWriter:
     def manifest(self) -> Manifest:
         run = self.run
         summary = run.record.get("summary", {})
+        data = run.record.get("data", {})
         return Manifest(
             kind=run.kind,
             latent_dim=run.latent_dim,
@@ -67,8 +69,8 @@ class BundleWriter:
             files=tuple(sorted(self.entries.values(), key=_file_order)),
             training={
                 **summary,
-                "data_source": run.record.get("data", {}).get("source"),
-                "config": run.record["config"],
+                "data_source": {key: data.get(key) for key in ("name", "size", "sha256")},
+                "config": {key: value for key, value in run.record["config"].items() if key != "data"},
             },
             producer={**run.record.get("versions", {}), **self.producer},
             created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -76,7 +78,9 @@ class BundleWriter:
 
     def commit(self) -> Manifest:
         manifest = self.manifest()
-        (self.stage / MANIFEST).write_text(manifest.to_json())
+        text = manifest.to_json()
+        Manifest.from_dict(json.loads(text))  # never write a bundle that the runtime would refuse
+        (self.stage / MANIFEST).write_text(text)
         _fsync_tree(self.stage)
         _swap_into_place(self.stage, self.out)
         self.committed = manifest

@@ -19,6 +19,15 @@ MANIFEST = "manifest.json"
 FORMAT = "vae-digits-bundle"
 FORMAT_VERSION = 1
 MAX_MANIFEST_BYTES = 1 << 20
+# Hard limits, checked before anything is sized from a manifest (README: "what is checked on load").
+MAX_LATENT_DIM = 256
+MAX_CLASSES = 256
+MAX_FILES = 64
+MAX_FILE_BYTES = 256 << 20
+MAX_NAME_CHARS = 128
+MAX_BATCH_SIZE = 4096
+MAX_TEMPERATURE = 10.0
+IMAGE_SHAPE = (28, 28, 1)
 KINDS = ("vae", "cvae")
 ROLES = ("encoder", "decoder")
 PRIOR = "prior"  # the role of a fitted latent prior (prior.json), sampled by `Generator.generate`
@@ -96,7 +105,8 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Any) -> Manifest:
-        """Validate a parsed manifest.json; anything off raises BundleError naming the field."""
+        """Validate a parsed manifest.json: each field, the hard limits, and that the fields agree
+        with each other; anything off raises a one-line BundleError naming the field."""
         if not isinstance(data, dict):
             raise BundleError("manifest.json must hold a JSON object")
         if data.get("format") != FORMAT:
@@ -108,14 +118,20 @@ class Manifest:
                 f"{FORMAT_VERSION}); re-export the bundle or upgrade vae-digits"
             )
         kind = _one_of(data, "kind", KINDS)
-        latent_dim = _positive_int(data, "latent_dim")
-        num_classes = _positive_int(data, "num_classes") if kind == "cvae" else 0
+        latent_dim = _bounded_int(data, "latent_dim", MAX_LATENT_DIM)
+        num_classes = _bounded_int(data, "num_classes", MAX_CLASSES) if kind == "cvae" else 0
+        if kind == "vae" and data.get("num_classes", 0) != 0:
+            raise BundleError("manifest field 'num_classes' must be 0 for a plain VAE")
         labels = tuple(_string_list(data, "labels", num_classes))
         image_shape = tuple(_int_list(data, "image_shape", 3))
+        if image_shape != IMAGE_SHAPE:
+            raise BundleError(f"manifest image_shape {list(image_shape)} is not {list(IMAGE_SHAPE)}")
         files = data.get("files")
-        if not isinstance(files, list) or not files:
-            raise BundleError("manifest.json field 'files' must be a non-empty list")
-        return cls(
+        if not isinstance(files, list) or not files or len(files) > MAX_FILES:
+            raise BundleError(
+                f"manifest.json field 'files' must be a non-empty list of at most {MAX_FILES} entries"
+            )
+        manifest = cls(
             kind=kind,
             latent_dim=latent_dim,
             num_classes=num_classes,
@@ -123,10 +139,82 @@ class Manifest:
             image_shape=image_shape,
             run_id=_string(data, "run_id"),
             files=tuple(_model_file(entry) for entry in files),
+            default_temperature=_temperature(data.get("default_temperature", 1.0)),
+            omitted=_omitted(data.get("omitted", [])),
             training=_mapping(data, "training"),
             producer=_mapping(data, "producer"),
             created=str(data.get("created", "")),
         )
+        _check_consistency(manifest)
+        return manifest
+
+
+def expected_tensors(manifest: Manifest, role: str) -> tuple[dict, dict]:
+    """The inputs and outputs {name: shape} that a file of `role` must have in this bundle."""
+    image = ("batch", *manifest.image_shape)
+    latent = ("batch", manifest.latent_dim)
+    label = {"label": ("batch", manifest.num_classes)} if manifest.conditional else {}
+    if role == "decoder":
+        return {"z": latent, **label}, {"image": image}
+    if role == "encoder":
+        return {"image": image, **label}, {"z_mean": latent, "z_log_var": latent}
+    return {}, {}
+
+
+def _check_consistency(manifest: Manifest) -> None:
+    """Every field that describes the same thing agrees; each file once; one default per role/format."""
+    paths = [entry.path for entry in manifest.files]
+    repeated = {path for path in paths if paths.count(path) > 1}
+    if repeated:
+        raise BundleError(f"manifest lists {sorted(repeated)[0]!r} more than once")
+    triples = [(e.role, e.format, e.precision) for e in manifest.files]
+    for triple in dict.fromkeys(triples):
+        if triples.count(triple) > 1:
+            raise BundleError("manifest lists more than one {} {} {} file".format(*triple))
+    for entry in manifest.files:
+        _check_entry(manifest, entry)
+    groups = sorted({(e.role, e.format) for e in manifest.files})
+    for role, file_format in groups:
+        defaults = sum(e.default for e in manifest.files if (e.role, e.format) == (role, file_format))
+        if defaults != 1:
+            raise BundleError(
+                f"manifest marks {defaults} {file_format} {role} files default; exactly 1 must be"
+            )
+    for file_format in sorted({f for _, f in groups if f != "json"}):
+        missing = [role for role in ROLES if (role, file_format) not in groups]
+        if missing:
+            raise BundleError(f"manifest has {file_format} files but no {file_format} {missing[0]}")
+    for role in (*ROLES, PRIOR):
+        if sum(e.recommended for e in manifest.files if e.role == role) > 1:
+            raise BundleError(f"manifest recommends more than one {role} file")
+    if sum(e.role == PRIOR for e in manifest.files) > 1:
+        raise BundleError("manifest lists more than one prior")
+
+
+def _check_entry(manifest: Manifest, entry: ModelFile) -> None:
+    if (entry.role == PRIOR) != (entry.format == "json"):
+        raise BundleError(f"manifest file {entry.path!r}: only the prior is a json file")
+    if entry.batch_sizes and entry.format != "tflite":
+        raise BundleError(f"manifest file {entry.path!r}: batch_sizes are for tflite files only")
+    inputs, outputs = expected_tensors(manifest, entry.role)
+    for key, declared, wanted in (("inputs", entry.inputs, inputs), ("outputs", entry.outputs, outputs)):
+        names = [t.name for t in declared]
+        if len(set(names)) != len(names) or {t.name: t.shape for t in declared} != wanted:
+            raise BundleError(
+                f"manifest {key} of {entry.path} {_describe(declared)} disagree with a {manifest.kind} of "
+                f"latent_dim {manifest.latent_dim}, which needs {_describe_shapes(wanted)}"
+            )
+        if any(t.dtype != "float32" for t in declared):
+            raise BundleError(f"manifest {key} of {entry.path} must be float32 tensors")
+
+
+def _describe(specs: tuple[TensorSpec, ...]) -> str:
+    return _describe_shapes({t.name: t.shape for t in specs})
+
+
+def _describe_shapes(shapes: dict) -> str:
+    text = ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items())
+    return f"({text})" if text else "(none)"
 
 
 def read_manifest(bundle: Path) -> Manifest:
@@ -154,6 +242,11 @@ def verified_path(bundle: Path, entry: ModelFile) -> Path:
     if path.parent != bundle:
         raise BundleError(f"manifest names {entry.path!r}, which is not a file of bundle {bundle}")
     try:
+        if path.stat().st_size != entry.size:  # before reading: the size is bounded, the file may not be
+            raise BundleError(
+                f"bundle file {entry.path} does not match its manifest checksum (size differs: damaged "
+                "or altered)"
+            )
         data = path.read_bytes()
     except OSError as error:
         raise BundleError(f"bundle file {entry.path} cannot be read ({error.strerror})") from None
@@ -174,7 +267,9 @@ def _model_file(data: Any) -> ModelFile:
     path = _string(data, "path")
     pure = PurePosixPath(path)
     if pure.is_absolute() or len(pure.parts) != 1 or pure.name in ("", ".", "..") or "\\" in path:
-        raise BundleError(f"manifest file name {path!r} must be a plain name inside the bundle")
+        raise BundleError(
+            f"manifest file name {path[:MAX_NAME_CHARS]!r} must be a plain name inside the bundle"
+        )
     file_format = _one_of(data, "format", tuple(FORMATS))
     if not path.endswith(FORMATS[file_format]):
         raise BundleError(f"manifest file {path!r} does not end in {FORMATS[file_format]}")
@@ -183,41 +278,79 @@ def _model_file(data: Any) -> ModelFile:
         raise BundleError(f"manifest sha256 of {path!r} is not 64 hex digits")
     return ModelFile(
         path=path,
-        role=_one_of(data, "role", ROLES),
+        role=_one_of(data, "role", (*ROLES, PRIOR)),
         format=file_format,
         precision=_one_of(data, "precision", PRECISIONS),
         inputs=_tensors(data, "inputs"),
         outputs=_tensors(data, "outputs"),
         sha256=sha,
-        size=_positive_int(data, "size"),
-        default=bool(data.get("default", True)),
+        size=_bounded_int(data, "size", MAX_FILE_BYTES),
+        default=_boolean(data, "default", True),
         parity=_mapping(data, "parity"),
         speed=_mapping(data, "speed"),
-        note=str(data.get("note", "")),
+        note=str(data.get("note", ""))[:1000],
+        batch_sizes=_batch_sizes(data.get("batch_sizes", [])),
+        recommended=_boolean(data, "recommended", False),
     )
 
 
 def _tensors(data: dict, key: str) -> tuple[TensorSpec, ...]:
     items = data.get(key)
-    if not isinstance(items, list) or not items:
-        raise BundleError(f"manifest field {key!r} must be a non-empty list of tensors")
+    if not isinstance(items, list) or len(items) > 8:
+        raise BundleError(f"manifest field {key!r} must be a list of at most 8 tensors")
     specs = []
     for item in items:
         if not isinstance(item, dict):
             raise BundleError(f"manifest field {key!r} must list objects")
         shape = item.get("shape")
-        if not isinstance(shape, list) or not all(
-            (isinstance(d, int) and not isinstance(d, bool) and d > 0) or d == "batch" for d in shape
-        ):
+        if not isinstance(shape, list) or len(shape) > 8 or not all(_is_dim(d) for d in shape):
             raise BundleError(f"manifest shape of tensor in {key!r} must list sizes or 'batch'")
         specs.append(TensorSpec(_string(item, "name"), tuple(shape), _string(item, "dtype")))
     return tuple(specs)
 
 
+def _is_dim(value: Any) -> bool:
+    return value == "batch" or (
+        isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 1 << 16
+    )
+
+
+def _batch_sizes(value: Any) -> tuple[int, ...]:
+    if (
+        not isinstance(value, list)
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_BATCH_SIZE for v in value)
+        or value != sorted(set(value))
+    ):
+        raise BundleError(f"manifest batch_sizes must be distinct ascending sizes 1-{MAX_BATCH_SIZE}")
+    return tuple(value)
+
+
+def _temperature(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_TEMPERATURE:
+        raise BundleError(f"manifest default_temperature must be a number in (0, {MAX_TEMPERATURE:g}]")
+    return float(value)
+
+
+def _omitted(value: Any) -> tuple[dict[str, str], ...]:
+    if not isinstance(value, list) or len(value) > MAX_FILES:
+        raise BundleError("manifest field 'omitted' must be a list")
+    for item in value:
+        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in ("file", "reason")):
+            raise BundleError("each entry of manifest 'omitted' must have a 'file' and a 'reason'")
+    return tuple({"file": item["file"], "reason": item["reason"]} for item in value)
+
+
+def _boolean(data: dict, key: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise BundleError(f"manifest field {key!r} must be true or false")
+    return value
+
+
 def _string(data: dict, key: str) -> str:
     value = data.get(key)
-    if not isinstance(value, str) or not value:
-        raise BundleError(f"manifest field {key!r} must be a non-empty string")
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS:
+        raise BundleError(f"manifest field {key!r} must be a string of 1-{MAX_NAME_CHARS} characters")
     return value
 
 
@@ -228,10 +361,10 @@ def _one_of(data: dict, key: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _positive_int(data: dict, key: str) -> int:
+def _bounded_int(data: dict, key: str, high: int) -> int:
     value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise BundleError(f"manifest field {key!r} must be a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= high:
+        raise BundleError(f"manifest field {key!r} must be an integer in 1-{high}")
     return value
 
 
@@ -239,15 +372,18 @@ def _int_list(data: dict, key: str, length: int) -> list[int]:
     value = data.get(key)
     if not isinstance(value, list) or len(value) != length:
         raise BundleError(f"manifest field {key!r} must list {length} positive integers")
-    return [_positive_int({key: v}, key) for v in value]
+    return [_bounded_int({key: v}, key, 1 << 16) for v in value]
 
 
 def _string_list(data: dict, key: str, length: int) -> list[str]:
     value = data.get(key, [])
     if not isinstance(value, list) or len(value) != length:
         raise BundleError(f"manifest field {key!r} must list {length} label names")
-    if not all(isinstance(v, str) and v for v in value) or len(set(value)) != length:
-        raise BundleError(f"manifest field {key!r} must hold distinct non-empty names")
+    if (
+        not all(isinstance(v, str) and 0 < len(v) <= MAX_NAME_CHARS for v in value)
+        or len(set(value)) != length
+    ):
+        raise BundleError(f"manifest field {key!r} must hold distinct names of 1-{MAX_NAME_CHARS} characters")
     return value
 
 

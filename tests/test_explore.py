@@ -129,3 +129,34 @@ def test_cli_errors(tmp_path, args, message):
 def test_clusters_without_matplotlib_gives_the_install_hint(tmp_path):
     result = run_cli("vae-explore", "clusters", "--data", str(DATA), "--out", str(tmp_path / "c.png"))
     assert result.returncode == 2 and 'pip install "vae-digits[explore]"' in result.stderr
+
+
+def test_untrusted_images_are_checked_before_decoding(tmp_path, monkeypatch):
+    import struct
+    import zlib
+
+    from vae_runtime.tools import explore
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    bomb = tmp_path / "bomb.png"  # 100 bytes that claim 5,000 x 5,000 pixels
+    header = struct.pack(">IIBBBBB", 5000, 5000, 8, 0, 0, 0, 0)
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")))
+    decoded = []
+    monkeypatch.setattr(explore.np, "asarray", lambda *a, **k: decoded.append(a) or np.zeros((1, 1)))
+    with pytest.raises(VaeDigitsError, match=r"is 5000x5000 pixels; at most 16,777,216 are decoded"):
+        load_digit(bomb)
+    assert decoded == []  # refused from the header alone
+    monkeypatch.undo()
+    tiff = tmp_path / "digit.tiff"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tiff)
+    with pytest.raises(VaeDigitsError, match="is not a PNG, JPEG, BMP, WEBP image"):
+        load_digit(tiff)
+    monkeypatch.setattr(explore, "MAX_IMAGE_BYTES", 100)
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(big)
+    with pytest.raises(VaeDigitsError, match=r"bytes; at most 100 are read"):
+        load_digit(big)
+    with pytest.raises(VaeDigitsError, match="is not a file"):
+        load_digit(tmp_path)

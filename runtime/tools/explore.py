@@ -17,6 +17,10 @@ from vae_runtime.generator import Generator
 from vae_runtime.tools.images import grid
 
 MAX_GRID = 100
+# Limits on an image a user hands in, checked before it is decoded (a tiny PNG can claim gigapixels).
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
+MAX_IMAGE_BYTES = 20 << 20
+MAX_IMAGE_PIXELS = 4096 * 4096
 
 
 def latent_grid(
@@ -107,14 +111,13 @@ def restyle(g: Generator, image: np.ndarray, label: int | str) -> np.ndarray:
 
 
 def load_digit(path: Path) -> np.ndarray:
-    """A PNG/JPEG of any size -> uint8 (28, 28), white digit on black, centred like MNIST."""
-    from PIL import Image, UnidentifiedImageError
+    """A PNG/JPEG/BMP/WebP of any size -> uint8 (28, 28), white digit on black, centred like MNIST.
 
-    try:
-        with Image.open(path) as source:
-            gray = np.asarray(source.convert("L"), dtype=np.float32)
-    except (OSError, UnidentifiedImageError) as error:
-        raise VaeDigitsError(f"cannot read image {path} ({error})") from None
+    The file is untrusted: its size, format and pixel count are checked before any pixel is decoded.
+    """
+    from PIL import Image
+
+    gray = _read_gray(Path(path))
     if np.median(gray) > 127:  # dark ink on light paper: invert to MNIST's white on black
         gray = 255 - gray
     ink = gray > 0.2 * gray.max() if gray.max() > 0 else None
@@ -144,6 +147,35 @@ def project_2d(z: np.ndarray) -> tuple[np.ndarray, str, tuple[str, str]]:
     explained = float((singular[:2] ** 2).sum() / (singular**2).sum())
     what = f"PCA of the {z.shape[1]}-D z_mean to 2-D, {explained:.0%} of the variance"
     return (centred @ components[:2].T).astype(np.float32), what, ("PC 1", "PC 2")
+
+
+def _read_gray(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise VaeDigitsError(f"image {path} is not a file")
+    size = path.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise VaeDigitsError(f"image {path} is {size:,} bytes; at most {MAX_IMAGE_BYTES:,} are read")
+    try:
+        with Image.open(path, formats=IMAGE_FORMATS) as source:  # reads the header only
+            width, height = source.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise VaeDigitsError(
+                    f"image {path} is {width}x{height} pixels; at most {MAX_IMAGE_PIXELS:,} are decoded"
+                )
+            return np.asarray(source.convert("L"), dtype=np.float32)
+    except UnidentifiedImageError:
+        raise VaeDigitsError(f"image {path} is not a {', '.join(IMAGE_FORMATS)} image") from None
+    except Image.DecompressionBombError:  # Pillow's own, larger limit, hit while reading the header
+        raise VaeDigitsError(f"image {path} has more than {MAX_IMAGE_PIXELS:,} pixels") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise VaeDigitsError(f"cannot read image {path} ({_first_line(error)})") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
 
 
 def clusters_png(g: Generator, images: np.ndarray, labels: np.ndarray) -> tuple[bytes, str]:
