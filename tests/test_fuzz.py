@@ -85,8 +85,8 @@ BUNDLES = st.sampled_from(["cvae", "vae", "broken", "missing", "dir", "digit.png
 OUTS = st.sampled_from(["out.png", "out.npy", "out.gif", "each/", "missing/dir/x.png", "", "existing.png"])
 
 
-def invoke(app, args: list[str], prog: str) -> tuple[int, str, str]:
-    """Run a command in-process: (exit code, stdout, stderr). An escaping exception fails the test."""
+def invoke(app, args: list[str], prog: str, cwd: Path) -> tuple[int, str, str]:
+    """Run a command in-process in `cwd`: (exit code, stdout, stderr). An escaping exception fails."""
     out, err = io.StringIO(), io.StringIO()
     with (
         contextlib.redirect_stdout(out),
@@ -94,6 +94,7 @@ def invoke(app, args: list[str], prog: str) -> tuple[int, str, str]:
         pytest.MonkeyPatch.context() as patch,
     ):
         patch.setattr(sys, "argv", [prog])
+        patch.chdir(cwd)
         try:
             main(app, args)
         except SystemExit as exit:
@@ -123,7 +124,9 @@ def workdir():
 
 
 def place(value: str, inputs: dict, work: Path) -> str:
-    return inputs.get(value, str(work / value) if value else "")
+    if not value:
+        return ""
+    return inputs.get(value, str(work / value) + ("/" if value.endswith("/") else ""))
 
 
 @FUZZ
@@ -154,7 +157,7 @@ def test_vae_generate_command_lines(inputs, options):
             else:
                 args += [flag, place(value, inputs, work) if flag in ("--bundle", "--out") else value]
         before = snapshot(work)
-        code, out, err = invoke(generate_cli.app, args, "vae-generate")
+        code, out, err = invoke(generate_cli.app, args, "vae-generate", work)
         check_outcome(code, err, work, before, "vae-generate")
         if code == 0 and "--info" not in options:
             written = out.strip().rsplit(" to ", 1)[1]
@@ -208,7 +211,7 @@ def test_vae_explore_command_lines(inputs, data):
             else:
                 args += [flag, value]
         before = snapshot(work)
-        code, out, err = invoke(explore_cli.app, args, "vae-explore")
+        code, out, err = invoke(explore_cli.app, args, "vae-explore", work)
         check_outcome(code, err, work, before, "vae-explore")
         if code == 0:
             written = Path(out.split("wrote ", 1)[1].split(" (", 1)[0])
@@ -234,7 +237,7 @@ def test_vae_explore_clusters_command_lines(inputs, options):
         for flag, value in options.items():
             args += [flag, place(value, inputs, work) if flag != "--limit" else value]
         before = snapshot(work)
-        code, _, err = invoke(explore_cli.app, args, "vae-explore")
+        code, _, err = invoke(explore_cli.app, args, "vae-explore", work)
         check_outcome(code, err, work, before, "vae-explore")
         assert code != 0 or (work / "c.png").exists()
 
@@ -267,7 +270,7 @@ def test_vae_eval_command_lines(inputs, options):
             else:
                 args += [flag, value]
         before = snapshot(work)
-        code, out, err = invoke(eval_cli.app, args, "vae-eval")
+        code, out, err = invoke(eval_cli.app, args, "vae-eval", work)
         check_outcome(code, err, work, before, "vae-eval")
         if code == 0 and "--json" in options:
             assert json.loads(out)["digits"] == 400

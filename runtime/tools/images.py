@@ -40,6 +40,8 @@ def save_png(image: np.ndarray, path: Path) -> None:
 
 def output_kind(out: str) -> str:
     """'png', 'npy' or 'dir' for an --out value, or a VaeDigitsError naming what is allowed."""
+    if not out.strip():
+        raise VaeDigitsError(f"--out is empty; give {OUTPUT_KINDS}")
     path = Path(out)
     if out.endswith(("/", "\\")) or path.is_dir():
         return "dir"
