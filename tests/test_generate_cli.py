@@ -132,3 +132,31 @@ def test_every_command_has_help(command):
     result = run_cli(command, "--help")
     assert result.returncode == 0 and f"Usage: {command} [OPTIONS]" in result.stdout, result.stderr
     assert "--version" in result.stdout and "Example" in result.stdout and result.stderr == ""
+
+
+def run_in_terminal(*args: str) -> str:
+    """What a user sees running a command in a terminal (a pseudo-terminal), as raw output."""
+    import os
+    import pty
+
+    from conftest import cli_argv
+
+    chunks = []
+
+    def read(fd: int) -> bytes:
+        data = os.read(fd, 4096)
+        chunks.append(data)
+        return data
+
+    status = pty.spawn(cli_argv(*args), read)
+    assert os.waitstatus_to_exitcode(status) == 0, b"".join(chunks)
+    return b"".join(chunks).decode()
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere(tmp_path):
+    terminal = run_in_terminal("vae-explore", "grid", "--n", "12", "--out", str(tmp_path / "a.png"))
+    assert "decoding" in terminal and "\x1b[" in terminal  # a live bar, redrawn in place
+    assert f"wrote {tmp_path / 'a.png'}" in terminal
+    piped = run_cli("vae-explore", "grid", "--n", "12", "--out", str(tmp_path / "b.png"))
+    assert piped.returncode == 0 and piped.stdout == f"wrote {tmp_path / 'b.png'} (1716x690)\n"
+    assert "\x1b" not in piped.stdout + piped.stderr and "\r" not in piped.stdout + piped.stderr
