@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -132,6 +134,31 @@ def test_every_command_has_help(command):
     result = run_cli(command, "--help")
     assert result.returncode == 0 and f"Usage: {command} [OPTIONS]" in result.stdout, result.stderr
     assert "--version" in result.stdout and "Example" in result.stdout and result.stderr == ""
+    version = run_cli(command, "--version")
+    assert version.returncode == 0 and version.stdout.startswith(f"{command} ")
+
+
+HELP_IMPORTS = """
+import sys
+from {module} import app
+from vae_runtime.cli.common import main
+try:
+    main(app, ["--help"])
+except SystemExit:
+    pass
+print(sorted(m for m in ("tensorflow", "keras", "onnxruntime", "PIL", "numpy") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("command", ["vae-generate", "vae-explore", "vae-eval", "vae-train", "vae-export"])
+def test_help_imports_no_heavy_library(command):
+    from conftest import CLI_MODULES
+
+    if command in ("vae-train", "vae-export") and not HAS_TENSORFLOW:
+        pytest.skip("needs the training stack")
+    code = HELP_IMPORTS.format(module=CLI_MODULES[command])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr
 
 
 def run_in_terminal(*args: str) -> str:
