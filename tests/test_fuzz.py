@@ -123,6 +123,35 @@ def workdir():
         yield path
 
 
+PATH_FLAGS = (
+    "bundle",
+    "--bundle",
+    "--out",
+    "--image",
+    "--from-image",
+    "--to-image",
+    "--data",
+    "--classifier",
+)
+
+
+def command_line(options: dict, inputs: dict, work: Path) -> list[str]:
+    """Drawn options -> argv: True is a bare flag, a list repeats the flag, a tuple is one flag's
+    values; path-like values are placed among the prepared inputs; "bundle" is the positional."""
+    args = []
+    for flag, value in options.items():
+        if value is True:
+            args.append(flag)
+        elif isinstance(value, list):
+            args += [part for item in value for part in (flag, item)]
+        elif isinstance(value, tuple):
+            args += [flag, *value]
+        else:
+            text = place(value, inputs, work) if flag in PATH_FLAGS else value
+            args += [text] if flag == "bundle" else [flag, text]
+    return args
+
+
 def place(value: str, inputs: dict, work: Path) -> str:
     if not value:
         return ""
@@ -148,14 +177,7 @@ def place(value: str, inputs: dict, work: Path) -> str:
 )
 def test_vae_generate_command_lines(inputs, options):
     with workdir() as work:
-        args = ["--out", str(work / "default.png")]
-        for flag, value in options.items():
-            if value is True:
-                args.append(flag)
-            elif isinstance(value, list):
-                args += [part for item in value for part in (flag, item)]
-            else:
-                args += [flag, place(value, inputs, work) if flag in ("--bundle", "--out") else value]
+        args = ["--out", str(work / "default.png"), *command_line(options, inputs, work)]
         before = snapshot(work)
         code, out, err = invoke(generate_cli.app, args, "vae-generate", work)
         check_outcome(code, err, work, before, "vae-generate")
@@ -200,16 +222,7 @@ def test_vae_explore_command_lines(inputs, data):
         )
     )
     with workdir() as work:
-        args = [command, "--out", str(work / "picture.png")]
-        for flag, value in options.items():
-            if value is True:
-                args.append(flag)
-            elif isinstance(value, tuple):
-                args += [flag, *value]
-            elif flag in ("--bundle", "--out", "--image", "--from-image", "--to-image", "--data"):
-                args += [flag, place(value, inputs, work)]
-            else:
-                args += [flag, value]
+        args = [command, "--out", str(work / "picture.png"), *command_line(options, inputs, work)]
         before = snapshot(work)
         code, out, err = invoke(explore_cli.app, args, "vae-explore", work)
         check_outcome(code, err, work, before, "vae-explore")
@@ -234,8 +247,7 @@ def test_vae_explore_command_lines(inputs, data):
 def test_vae_explore_clusters_command_lines(inputs, options):
     with workdir() as work:
         args = ["clusters", "--out", str(work / "c.png"), "--data", str(DATA)]
-        for flag, value in options.items():
-            args += [flag, place(value, inputs, work) if flag != "--limit" else value]
+        args += command_line(options, inputs, work)
         before = snapshot(work)
         code, _, err = invoke(explore_cli.app, args, "vae-explore", work)
         check_outcome(code, err, work, before, "vae-explore")
@@ -259,16 +271,7 @@ def test_vae_explore_clusters_command_lines(inputs, options):
 )
 def test_vae_eval_command_lines(inputs, options):
     with workdir() as work:
-        args = ["--data", str(DATA), "--per-label", "3"]
-        for flag, value in options.items():
-            if value is True:
-                args.append(flag)
-            elif flag == "bundle":
-                args.insert(0, place(value, inputs, work))
-            elif flag in ("--data", "--classifier"):
-                args += [flag, place(value, inputs, work)]
-            else:
-                args += [flag, value]
+        args = [*command_line(options, inputs, work), "--data", str(DATA), "--per-label", "3"]
         before = snapshot(work)
         code, out, err = invoke(eval_cli.app, args, "vae-eval", work)
         check_outcome(code, err, work, before, "vae-eval")
