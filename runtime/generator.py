@@ -16,7 +16,7 @@ import numpy as np
 
 from vae_runtime.backends import BACKENDS, INSTALL_HINT, LazyModel, Model, available, open_model
 from vae_runtime.errors import BundleError, VaeDigitsError
-from vae_runtime.manifest import Manifest, ModelFile, read_manifest, verified_path
+from vae_runtime.manifest import MAX_TEMPERATURE, Manifest, ModelFile, read_manifest, verified_path
 
 CHUNK = 128  # most rows per model call: bounds memory; the chunks of a request spread over the cores
 MAX_DIGITS = 100_000  # per call
@@ -64,7 +64,8 @@ class Generator:
         precision: None for the bundle's defaults (fp32), or e.g. "int8" for a shipped decoder
             variant (the encoder takes that precision too where the bundle has it).
         """
-        path = default_bundle() if bundle is None else Path(bundle)
+        path = default_bundle() if bundle is None else _bundle_path(bundle)
+        threads = _threads(threads)
         manifest = read_manifest(path)
         for entry in manifest.files:
             verified_path(path, entry)
@@ -250,7 +251,32 @@ def _temperature(value: Any) -> float:
         raise VaeDigitsError(f"temperature must be a number, not {value!r}")
     if not math.isfinite(value) or value <= 0:
         raise VaeDigitsError(f"temperature must be a finite number > 0, not {value!r}")
+    if value > MAX_TEMPERATURE:  # z would leave float32's range: the digits would be noise
+        raise VaeDigitsError(f"temperature {value!r} is above the limit of {MAX_TEMPERATURE:g}")
     return float(value)
+
+
+def _bundle_path(value: Any) -> Path:
+    if not isinstance(value, str | os.PathLike):
+        raise VaeDigitsError(f"bundle must be a path, not {type(value).__name__}")
+    return Path(value)
+
+
+def _threads(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 0 <= value <= 1024:
+        raise VaeDigitsError(f"threads must be an integer in 0-1024 (0: one per core), not {value!r}")
+    return int(value)
+
+
+def _numbers(values: Any, name: str) -> np.ndarray:
+    """`values` as a numeric array, or a VaeDigitsError (ragged lists, strings, objects)."""
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError) as error:
+        raise VaeDigitsError(f"{name} is not an array of numbers ({str(error).splitlines()[0]})") from None
+    if array.dtype.kind not in "iuf":
+        raise VaeDigitsError(f"{name} must hold numbers, not {array.dtype}")
+    return array
 
 
 def _seed(value: Any) -> int | None:
@@ -262,28 +288,28 @@ def _seed(value: Any) -> int | None:
 
 
 def _as_matrix(values: Any, name: str, width: int) -> np.ndarray:
-    array = np.asarray(values)
-    if array.dtype.kind not in "iuf":
-        raise VaeDigitsError(f"{name} must hold numbers, not {array.dtype}")
+    array = _numbers(values, name)
     if array.ndim == 1 and array.shape[0] == width:
         array = array[None]
     if array.ndim != 2 or array.shape[1] != width:
         raise VaeDigitsError(f"{name} must have shape (N, {width}), not {array.shape}")
-    if not np.isfinite(array).all():
-        raise VaeDigitsError(f"{name} holds NaN or infinite values")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():  # after the cast: 1e300 is finite in float64, not in float32
+        raise VaeDigitsError(f"{name} holds NaN or infinite values (or values beyond float32's range)")
+    return array
 
 
 def _as_images(values: Any) -> np.ndarray:
-    array = np.asarray(values)
-    if array.dtype.kind not in "iuf":
-        raise VaeDigitsError(f"images must hold numbers, not {array.dtype}")
+    array = _numbers(values, "images")
     if array.shape[-1:] == (1,) and array.ndim >= 3:
         array = array[..., 0]
     if array.ndim == 2:
         array = array[None]
     if array.ndim != 3 or array.shape[1:] != (28, 28):
         raise VaeDigitsError(f"images must have shape (N, 28, 28) or (N, 28, 28, 1), not {np.shape(values)}")
+    if len(array) == 0:
+        raise VaeDigitsError("nothing to process: the input holds no rows")
     if array.dtype == np.uint8:
         return (array.astype(np.float32) / 255.0)[..., None]
     if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:

@@ -457,7 +457,7 @@ def mutate(manifest: dict, mutation) -> None:
     if what in ("latent_dim", "num_classes", "labels", "kind", "image_shape", "default_temperature"):
         manifest[what] = value
     elif what == "duplicate":
-        files.append(json.loads(json.dumps(files[value])))
+        files.append(json.loads(json.dumps(files[value % len(files)])))
     elif what == "default" and value[0] < len(files):
         files[value[0]]["default"] = value[1]
     elif what == "swap":  # an entry names another real file, sealed with that file's checksum
