@@ -9,7 +9,7 @@ import numpy as np
 
 from vae_export.source import TrainedRun
 from vae_runtime.backends import Model
-from vae_runtime.errors import VaeDigitsError
+from vae_runtime.errors import WorkError
 from vae_runtime.generator import one_hot
 from vae_runtime.mnist import Mnist
 
@@ -24,7 +24,7 @@ VARIANT_BOUNDS = {
 }
 
 
-class ParityError(VaeDigitsError):
+class ParityError(WorkError):
     """An exported fp32 file does not reproduce the Keras model within the tolerance."""
 
 

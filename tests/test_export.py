@@ -244,3 +244,11 @@ def test_unfinished_run_is_refused(cvae_run, tmp_path):
     with pytest.raises(VaeDigitsError, match="is not finished; resume it with vae-train --resume"):
         export_to(unfinished, tmp_path / "bundle")
     assert not (tmp_path / "bundle").exists()
+
+
+def test_a_failed_check_is_a_failure_at_work_exit_1(cvae_run, tmp_path):
+    out = tmp_path / "bundle"
+    result = run_cli("vae-export", "onnx", str(cvae_run), "--out", str(out), "--atol", "1e-12")
+    assert result.returncode == 1, result.stderr
+    assert "differs from the Keras" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
