@@ -44,7 +44,8 @@ def elbo_terms(
     return {
         "reconstruction_loss": reconstruction,
         "kl_loss": kl,
-        "total_loss": reconstruction + beta * kl,
+        "total_loss": reconstruction + beta * kl,  # what training minimised (beta from the manifest)
+        "elbo_loss": reconstruction + kl,  # the negative ELBO, whatever beta was
         "digits": len(images),
     }
 

@@ -53,6 +53,13 @@ def train(
     final_kernel: Annotated[
         int | None, _option("Kernel size of the decoder's last layer (default: 3).", integer(1, 7))
     ] = None,
+    filters: Annotated[
+        tuple[int, int] | None,
+        _option("Filters of the two convolutions (default: 32 64).", metavar="F1 F2"),
+    ] = None,
+    dense_units: Annotated[
+        int | None, _option("Units of the encoder's dense layer (default: 16).", integer(1, 4096))
+    ] = None,
     data: Data = None,
     out: Annotated[Path | None, _option("The run directory (default: runs/MODEL).")] = None,
     seed: Annotated[int | None, _option("(default: 0)", integer(0))] = None,
@@ -86,6 +93,8 @@ def train(
         "learning_rate": learning_rate,
         "beta": beta,
         "final_kernel": final_kernel,
+        "filters": filters,
+        "dense_units": dense_units,
         "data": str(data) if data else None,
         "seed": seed,
         "keep_checkpoints": keep_checkpoints,

@@ -45,6 +45,8 @@ class TrainConfig:
     learning_rate: float = 1e-3
     beta: float = 1.0
     final_kernel: int = 3
+    filters: tuple[int, int] = (32, 64)
+    dense_units: int = 16
     seed: int = 0
     data: str | None = None
     keep_checkpoints: int = 3
@@ -52,16 +54,21 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.model not in ("vae", "cvae"):
             raise VaeDigitsError(f"--model must be vae or cvae, not {self.model!r}")
-        for name in ("epochs", "batch_size", "latent_dim", "final_kernel"):
+        object.__setattr__(self, "filters", tuple(self.filters))  # JSON gives a list
+        for name in ("epochs", "batch_size", "latent_dim", "final_kernel", "dense_units"):
             if getattr(self, name) <= 0:
                 raise VaeDigitsError(f"--{name.replace('_', '-')} must be a positive integer")
+        if len(self.filters) != 2 or not all(isinstance(f, int) and f > 0 for f in self.filters):
+            raise VaeDigitsError("--filters must be two positive integers")
         if not self.learning_rate > 0 or not self.beta >= 0:
             raise VaeDigitsError("--learning-rate must be > 0 and --beta must be >= 0")
 
     @property
     def architecture(self) -> Architecture:
         num_classes = NUM_CLASSES if self.model == "cvae" else None
-        return Architecture(self.latent_dim, num_classes, final_kernel=self.final_kernel)
+        return Architecture(
+            self.latent_dim, num_classes, self.filters, self.dense_units, final_kernel=self.final_kernel
+        )
 
 
 EpochReport = Callable[[dict], None]

@@ -85,9 +85,12 @@ def _table(report: dict) -> str:
         f"({report['data']['name']})",
         f"{'loss (nats/digit)':<22}{'runtime':>10}{'training':>10}",
     ]
-    for name in ("reconstruction_loss", "kl_loss", "total_loss"):
+    for name in ("reconstruction_loss", "kl_loss", "total_loss", "elbo_loss"):
         before = f"{trained[name]:>10.2f}" if name in trained else ""
         lines.append(f"{name:<22}{report[name]:>10.2f}{before}")
+    lines.append(
+        "(total_loss = reconstruction + beta * KL, what training minimised; elbo_loss = the negative ELBO)"
+    )
     quality = report.get("generation")
     if quality:
         by_label = "  ".join(f"{k}:{v:.3f}" for k, v in quality["accuracy_by_label"].items())
