@@ -35,6 +35,7 @@ class BundleWriter:
         self.stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
         self.stage.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700; a bundle is for sharing
         self.entries: dict[str, ModelFile] = {}
+        self.omitted: dict[str, str] = {}  # file name -> why it was not written
         self.producer: dict[str, object] = {}
         self.committed: Manifest | None = None
         previous = _previous_bundle(out, run, force)
@@ -43,17 +44,23 @@ class BundleWriter:
                 shutil.copy2(out / entry.path, self.stage / entry.path)
                 self.entries[entry.path] = entry
             self.producer = dict(previous.producer)
+            self.omitted = {item["file"]: item["reason"] for item in previous.omitted}
 
     def claim(self, filename: str) -> Path:
         """The staging path for `filename`; refuses to replace an exported file without force."""
         if filename in self.entries and not self.force:
             raise VaeDigitsError(f"{self.out / filename} already exists; pass --force to replace it")
         self.entries.pop(filename, None)
+        self.omitted.pop(filename, None)
         return self.stage / filename
 
     def add(self, entry: ModelFile) -> None:
         """Record a staged, checked file."""
         self.entries[entry.path] = entry
+
+    def omit(self, filename: str, reason: str) -> None:
+        """Record a variant that was made, checked and not shipped, and why."""
+        self.omitted[filename] = reason
 
     def manifest(self) -> Manifest:
         run = self.run
@@ -67,6 +74,7 @@ class BundleWriter:
             image_shape=(28, 28, 1),
             run_id=run.run_id,
             files=tuple(sorted(self.entries.values(), key=_file_order)),
+            omitted=tuple({"file": name, "reason": why} for name, why in sorted(self.omitted.items())),
             training={
                 **summary,
                 "data_source": {key: data.get(key) for key in ("name", "size", "sha256")},

@@ -48,6 +48,7 @@ def export_onnx(
 class OnnxFormat:
     opset: int = DEFAULT_OPSET
     quantize: tuple[str, ...] = ()
+    keep_slower: bool = True
     name: str = "onnx"
 
     def __post_init__(self) -> None:
@@ -84,6 +85,9 @@ class OnnxFormat:
         _describe(proto, run, role, precision)
         onnx.checker.check_model(proto)
         onnx.save(proto, path)
+
+    def batch_sizes(self) -> tuple[int, ...]:
+        return ()  # one graph with a dynamic batch axis: onnxruntime needs no static shapes
 
     def producer(self) -> dict[str, object]:
         import onnx

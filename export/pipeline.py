@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -34,6 +35,7 @@ class Format(Protocol):
     """How one file format converts a Keras model; see onnx.py and tflite.py."""
 
     name: str  # the manifest's format name and the file extension
+    keep_slower: bool  # ship variants slower than fp32 (they were asked for by name)
 
     def precisions(self, role: str) -> tuple[str, ...]:
         """fp32 first, then the variants this export writes for `role`."""
@@ -50,6 +52,10 @@ class Format(Protocol):
     ) -> None: ...
 
     def producer(self) -> dict[str, object]: ...
+
+    def batch_sizes(self) -> tuple[int, ...]:
+        """The static batch sizes of the written files, () for a dynamic batch."""
+        ...
 
 
 def export(
@@ -93,13 +99,13 @@ def export(
                 )
             report(f"convert   {path.name:<22} {time.perf_counter() - started:6.1f}s")
             reference = fp32.get((file_format.name, role))
-            entry, loaded = _validated(
-                path, file_format.name, role, precision, probe, atol, reference, report
-            )
+            entry, loaded, reason = _validated(path, file_format, role, precision, probe, atol, reference)
+            report(_verdict(path.name, entry or reason))
             if precision == "fp32":
                 fp32[(file_format.name, role)] = (entry, loaded)
             if entry is None:
                 path.unlink()
+                bundle.omit(path.name, reason)
             else:
                 bundle.add(entry)
     report(summary_table(bundle.committed))
@@ -112,40 +118,48 @@ def file_name(file_format: Format, role: str, precision: str) -> str:
     return f"{role}{middle}.{file_format.name}"
 
 
+RECOMMEND_SPEEDUP = 1.3  # an edge variant this much faster than fp32 (within its bounds) is recommended
+
+
 def _validated(
-    path: Path,
-    file_format: str,
-    role: str,
-    precision: str,
-    probe: Probe,
-    atol: float,
-    fp32: tuple | None,
-    report: Report,
-) -> tuple[ModelFile | None, object]:
-    """Check one written file; its manifest entry, or None when a variant is not shipped."""
-    model = open_model(path, file_format)
+    path: Path, file_format: Format, role: str, precision: str, probe: Probe, atol: float, fp32: tuple | None
+) -> tuple[ModelFile | None, object, str]:
+    """Check one written file: (its manifest entry or None when not shipped, the model, why not)."""
+    model = open_model(path, file_format.name)
     if precision == "fp32":
         parity, within = check_fp32(model, probe, role, path.name, atol), True
     else:
         parity, within = check_variant(model, fp32[1], probe, role)
     speed = measure_speed(model, probe, role)
-    note = ""
-    if precision != "fp32":
-        fp32_speed = fp32[0].speed["per_second"]
-        speed["vs_fp32"] = round(speed["per_second"] / fp32_speed, 3)
-        if speed["vs_fp32"] < 1:
-            note = f"slower than fp32 here ({speed['per_second']:g} vs {fp32_speed:g}/s): not default"
-    verdict = "ok" if within else f"over the bounds {parity['bounds']}: not shipped"
-    report(
-        f"validate  {path.name:<22} max|diff| {parity['max_abs_diff']:.2e}  "
-        f"{speed['per_second']:>9.0f}/s  {verdict}"
-    )
+    if precision == "fp32":
+        return _entry(path, file_format, role, precision, model, parity, speed), model, ""
+    fp32_speed = fp32[0].speed["per_second"]
+    speed["vs_fp32"] = round(speed["per_second"] / fp32_speed, 3)
     if not within:
-        return None, model
-    entry = ModelFile(
+        return None, model, f"over its error bounds {parity['bounds']} against fp32"
+    slower = f"slower than fp32 here ({speed['per_second']:g} vs {fp32_speed:g}/s)"
+    if speed["vs_fp32"] < 1 and not file_format.keep_slower:
+        return None, model, f"{slower}; export it by name to keep it"
+    entry = _entry(path, file_format, role, precision, model, parity, speed)
+    return (
+        replace(
+            entry,
+            default=False,
+            note=f"{slower}: not default" if speed["vs_fp32"] < 1 else "",
+            recommended=file_format.name == "tflite" and speed["vs_fp32"] >= RECOMMEND_SPEEDUP,
+        ),
+        model,
+        "",
+    )
+
+
+def _entry(
+    path: Path, file_format: Format, role: str, precision: str, model, parity: dict, speed: dict
+) -> ModelFile:
+    return ModelFile(
         path=path.name,
         role=role,
-        format=file_format,
+        format=file_format.name,
         precision=precision,
         inputs=_specs(model.input_shapes),
         outputs=_specs(model.output_shapes),
@@ -154,9 +168,16 @@ def _validated(
         default=precision == "fp32",
         parity=parity,
         speed=speed,
-        note=note,
+        batch_sizes=file_format.batch_sizes(),
     )
-    return entry, model
+
+
+def _verdict(name: str, outcome: ModelFile | str) -> str:
+    if isinstance(outcome, str):
+        return f"validate  {name:<22} not shipped: {outcome}"
+    speed = f"{outcome.speed['per_second']:>9.0f}/s"
+    flag = " recommended for edge devices" if outcome.recommended else ""
+    return f"validate  {name:<22} max|diff| {outcome.parity['max_abs_diff']:.2e}  {speed}  ok{flag}"
 
 
 def _specs(shapes: dict[str, tuple]) -> tuple[TensorSpec, ...]:

@@ -9,8 +9,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from vae_runtime.errors import VaeDigitsError
-from vae_runtime.mnist import Mnist
+from vae_runtime.errors import DataError, VaeDigitsError
+from vae_runtime.mnist import KERAS_SOURCE, Mnist
 from vae_train import models  # noqa: F401  (registers Sampling, VAE, CVAE for loading)
 from vae_train.data import NUM_CLASSES, load_mnist
 from vae_train.run import MODEL_FILES, read_run
@@ -43,8 +43,14 @@ class TrainedRun:
         return NUM_CLASSES if self.conditional else 0
 
     def load_data(self, path: str | None = None) -> Mnist:
-        """The run's data (or `path`): test digits for parity, train digits for calibration."""
-        return load_mnist(path or self.record["config"].get("data"))
+        """MNIST for the checks (`path`, else the run's own when it can be found without a path):
+        test digits for parity, train digits for calibration. Any MNIST file will do."""
+        name = self.record.get("data", {}).get("name") or self.record["config"].get("data")
+        if path is None and name not in (None, KERAS_SOURCE) and not Path(name).exists():
+            raise DataError(
+                f"run {self.path} was trained on {name}; pass --data PATH to a MNIST file for the checks"
+            )
+        return load_mnist(path or name)
 
 
 def load_run(path: Path) -> TrainedRun:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -52,9 +53,12 @@ class OnnxModel:
 
 
 class TfliteModel:
-    """A .tflite file in a LiteRT interpreter, run through its serving signature.
+    """A .tflite file in a LiteRT interpreter.
 
-    The interpreter is not thread-safe, so calls take a lock.
+    A file with signatures `batch_N` (static shapes, which XNNPACK runs fast) takes any number of rows:
+    they are cut into chunks of those sizes, the last one padded and the padding dropped. A file with
+    one dynamic-batch signature (older bundles) runs as it is. Interpreters are not thread-safe, so
+    calls take a lock; XNNPACK uses `threads` threads inside a call (0: one per core).
     """
 
     def __init__(self, path: Path, threads: int = 0):
@@ -62,29 +66,79 @@ class TfliteModel:
         try:
             with native_output_silenced():  # LiteRT logs its XNNPACK delegate on stderr
                 interpreter = interpreter_module.Interpreter(
-                    model_path=str(path), num_threads=threads or None
+                    model_path=str(path), num_threads=threads or os.cpu_count() or 1
                 )
-                self.runner = interpreter.get_signature_runner()
-                self.runner(
-                    **{  # the first call allocates the tensors (and logs)
-                        name: np.zeros([1, *d["shape"][1:]], np.float32)
-                        for name, d in self.runner.get_input_details().items()
-                    }
+                keys = interpreter.get_signature_list()
+                sizes = {int(key.removeprefix(STATIC_PREFIX)): key for key in keys if _is_static(key)}
+                self.batch_sizes = tuple(sorted(sizes))
+                self.runners = (
+                    {size: interpreter.get_signature_runner(sizes[size]) for size in self.batch_sizes}
+                    if self.batch_sizes
+                    else {0: interpreter.get_signature_runner()}
                 )
+                for size, runner in self.runners.items():  # the first call allocates (and logs)
+                    runner(**_zeros(runner.get_input_details(), size or 1))
         except Exception as error:  # LiteRT raises ValueError/RuntimeError with C++ text
             raise BundleError(f"cannot load {path.name} with LiteRT ({_first_line(error)})") from None
-        inputs = self.runner.get_input_details()
-        outputs = self.runner.get_output_details()
+        runner = next(iter(self.runners.values()))
+        inputs, outputs = runner.get_input_details(), runner.get_output_details()
         self.input_names = tuple(inputs)
         self.output_names = tuple(outputs)
-        self.input_shapes = {k: _tflite_shape(v) for k, v in inputs.items()}
-        self.output_shapes = {k: _tflite_shape(v) for k, v in outputs.items()}
+        static = bool(self.batch_sizes)
+        self.input_shapes = {k: _tflite_shape(v, static) for k, v in inputs.items()}
+        self.output_shapes = {k: _tflite_shape(v, static) for k, v in outputs.items()}
         self._lock = threading.Lock()
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with self._lock:
-            outputs = self.runner(**feeds)
-            return {name: np.array(value) for name, value in outputs.items()}
+            if not self.batch_sizes:
+                return {name: np.array(value) for name, value in self.runners[0](**feeds).items()}
+            rows = len(next(iter(feeds.values())))
+            parts = []
+            for start, size in chunk_plan(rows, self.batch_sizes):
+                taken = min(size, rows - start)
+                chunk = {name: _padded(array[start : start + taken], size) for name, array in feeds.items()}
+                outputs = self.runners[size](**chunk)
+                parts.append({name: np.array(value[:taken]) for name, value in outputs.items()})
+        if len(parts) == 1:
+            return parts[0]
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+STATIC_PREFIX = "batch_"
+
+
+def chunk_plan(rows: int, sizes: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(start, batch size) calls covering `rows` with the static `sizes` (ascending).
+
+    The largest size that fits, repeatedly; a remainder goes whole into the next size up when that at
+    most doubles its work (one padded call beats many small ones), else into smaller calls.
+    """
+    plan, start = [], 0
+    while start < rows:
+        left = rows - start
+        fitting = [size for size in sizes if size <= left]
+        size = fitting[-1] if fitting else sizes[0]
+        above = next((s for s in sizes if s >= left), None)
+        if above is not None and above <= 2 * left:
+            size = above
+        plan.append((start, size))
+        start += size
+    return plan
+
+
+def _is_static(key: str) -> bool:
+    return key.startswith(STATIC_PREFIX) and key.removeprefix(STATIC_PREFIX).isdigit()
+
+
+def _zeros(details: dict, batch: int) -> dict[str, np.ndarray]:
+    return {name: np.zeros([batch, *d["shape"][1:]], np.float32) for name, d in details.items()}
+
+
+def _padded(array: np.ndarray, size: int) -> np.ndarray:
+    if len(array) == size:
+        return array
+    return np.concatenate([array, np.zeros((size - len(array), *array.shape[1:]), array.dtype)])
 
 
 class LazyModel:
@@ -141,9 +195,10 @@ def _import(format: str):
         raise VaeDigitsError(f"the {format} backend is not installed: {INSTALL_HINT[format]}") from None
 
 
-def _tflite_shape(details: dict) -> tuple[int | str, ...]:
+def _tflite_shape(details: dict, static: bool) -> tuple[int | str, ...]:
+    """The shape with "batch" on the batch axis: dynamic (-1), or a static signature's size."""
     signature = details.get("shape_signature", details["shape"])
-    return tuple("batch" if d == -1 else int(d) for d in signature)
+    return tuple("batch" if d == -1 or (static and axis == 0) else int(d) for axis, d in enumerate(signature))
 
 
 def _first_line(error: Exception) -> str:

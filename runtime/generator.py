@@ -238,6 +238,8 @@ def _check_signature(entry: ModelFile, model: Model) -> None:
     actual = {**model.input_shapes, **model.output_shapes}
     if declared != {name: tuple(shape) for name, shape in actual.items()}:
         raise BundleError(f"{entry.path} does not have the inputs and outputs its manifest declares")
+    if tuple(entry.batch_sizes) != tuple(getattr(model, "batch_sizes", ())):
+        raise BundleError(f"{entry.path} does not have the static batch sizes its manifest declares")
 
 
 def _positive_int(value: Any, name: str) -> int:

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 for kind in cvae vae; do
   run=runs/pretrained-$kind
   if [ -f "$run/config.json" ]; then
-    grep -q '"status": "complete"' "$run/config.json" || vae-train --out "$run" --resume --epochs "$epochs"
+    grep -q '"status": "complete"' "$run/config.json" || vae-train --out "$run" --resume --epochs "$epochs" --data "$data"
   else
     vae-train --model "$kind" --epochs "$epochs" --data "$data" --out "$run" --seed 0
   fi

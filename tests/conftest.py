@@ -100,7 +100,7 @@ def _export(tmp_path_factory, run: Path, name: str) -> Path:
 
     out = tmp_path_factory.mktemp("bundles") / name
     formats = [OnnxFormat()] + ([TfliteFormat()] if HAS_LITERT else [])
-    export(run, out, formats, report=lambda line: None)
+    export(run, out, formats, report=lambda line: None, data=str(DATA))
     return out
 
 

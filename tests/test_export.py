@@ -36,7 +36,9 @@ def test_manifest_describes_the_bundle(cvae_bundle, cvae_run):
     assert {"tensorflow", "keras", "tf2onnx", "onnx_opset"} <= set(manifest["producer"])
     run_summary = json.loads((cvae_run / "config.json").read_text())["summary"]
     assert manifest["training"]["validation"] == run_summary["validation"]
-    assert manifest["training"]["data_source"] == str(DATA.resolve())
+    assert manifest["training"]["data_source"]["name"] == "mnist_small.npz"
+    assert len(manifest["training"]["data_source"]["sha256"]) == 64
+    assert str(DATA.parent) not in (cvae_bundle / "manifest.json").read_text()  # no path of this machine
 
 
 def test_checksums_and_sizes_equal_the_files(cvae_bundle):
@@ -118,7 +120,7 @@ def export_to(run, out, formats=("onnx",), **options):
     from vae_export.tflite import TfliteFormat
 
     chosen = [OnnxFormat() if name == "onnx" else TfliteFormat() for name in formats]
-    return export(run, out, chosen, report=lambda line: None, **options)
+    return export(run, out, chosen, report=lambda line: None, data=str(DATA), **options)
 
 
 def snapshot(directory):
@@ -181,7 +183,7 @@ def test_quantized_variants_are_checked_timed_and_never_default_when_slower(cvae
     if HAS_LITERT:
         formats.append(TfliteFormat(quantize=("float16", "int8")))
     lines = []
-    manifest = export(cvae_run, tmp_path / "q", formats, report=lines.append)
+    manifest = export(cvae_run, tmp_path / "q", formats, report=lines.append, data=str(DATA))
     variants = [f for f in manifest.files if f.precision != "fp32"]
     assert variants, "\n".join(lines)
     for entry in variants:
@@ -196,7 +198,7 @@ def test_quantized_variants_are_checked_timed_and_never_default_when_slower(cvae
 
 def test_cli_exports_and_prints_a_summary(cvae_run, tmp_path):
     out = tmp_path / "nested" / "bundle"
-    result = run_cli("vae-export", "onnx", str(cvae_run), "--out", str(out))
+    result = run_cli("vae-export", "onnx", str(cvae_run), "--out", str(out), "--data", str(DATA))
     assert result.returncode == 0, result.stderr
     assert "convert   encoder.onnx" in result.stdout and "validate  decoder.onnx" in result.stdout
     assert f"to {out}" in result.stdout
@@ -205,7 +207,7 @@ def test_cli_exports_and_prints_a_summary(cvae_run, tmp_path):
 
 
 def cli_error(*args):
-    result = run_cli("vae-export", *args)
+    result = run_cli("vae-export", *args, "--data", str(DATA))
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -248,7 +250,15 @@ def test_unfinished_run_is_refused(cvae_run, tmp_path):
 
 def test_a_failed_check_is_a_failure_at_work_exit_1(cvae_run, tmp_path):
     out = tmp_path / "bundle"
-    result = run_cli("vae-export", "onnx", str(cvae_run), "--out", str(out), "--atol", "1e-12")
+    result = run_cli(
+        "vae-export", "onnx", str(cvae_run), "--out", str(out), "--atol", "1e-12", "--data", str(DATA)
+    )
     assert result.returncode == 1, result.stderr
     assert "differs from the Keras" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_export_without_data_names_the_runs_data(cvae_run, tmp_path):
+    result = run_cli("vae-export", "onnx", str(cvae_run), "--out", str(tmp_path / "b"))
+    assert result.returncode == 2
+    assert "was trained on mnist_small.npz; pass --data PATH" in result.stderr

@@ -56,7 +56,7 @@ def test_sigkill_during_training_then_resume(tmp_path):
     record = json.loads((out / "config.json").read_text())
     assert record["status"] == "running" and not (out / "model.keras").exists()
 
-    resumed = run_cli("vae-train", "--out", str(out), "--resume", "--epochs", "3")
+    resumed = run_cli("vae-train", "--out", str(out), "--resume", "--epochs", "3", "--data", str(DATA))
     assert resumed.returncode == 0, resumed.stderr
     first_resumed = int(re.search(r"epoch +(\d+)/3", resumed.stdout).group(1))
     assert first_resumed >= 2  # continued after the last completed epoch, not from scratch
@@ -78,10 +78,10 @@ def snapshot(directory):
 @needs_tensorflow
 def test_sigkill_during_export_keeps_the_previous_bundle(cvae_run, tmp_path):
     out = tmp_path / "bundle"
-    first = run_cli("vae-export", "onnx", str(cvae_run), "--out", str(out))
+    first = run_cli("vae-export", "onnx", str(cvae_run), "--out", str(out), "--data", str(DATA))
     assert first.returncode == 0, first.stderr
     before = snapshot(out)
-    exporter = start("vae-export", "all", str(cvae_run), "--out", str(out), "--force")
+    exporter = start("vae-export", "all", str(cvae_run), "--out", str(out), "--force", "--data", str(DATA))
     stages = lambda: list(tmp_path.glob(".bundle.staging-*/*.onnx"))  # noqa: E731
     wait_for(lambda: bool(stages()), exporter)
     exporter.send_signal(signal.SIGKILL)
@@ -96,7 +96,9 @@ def test_sigkill_during_export_keeps_the_previous_bundle(cvae_run, tmp_path):
 @needs_tensorflow
 def test_two_exports_to_one_target(cvae_run, tmp_path):
     out = tmp_path / "bundle"
-    exporters = [start("vae-export", "onnx", str(cvae_run), "--out", str(out)) for _ in range(2)]
+    exporters = [
+        start("vae-export", "onnx", str(cvae_run), "--out", str(out), "--data", str(DATA)) for _ in range(2)
+    ]
     results = [(p.wait(timeout=600), p.communicate()) for p in exporters]
     codes = sorted(code for code, _ in results)
     assert codes == [0, 2], results

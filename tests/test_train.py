@@ -24,7 +24,13 @@ def test_run_directory_holds_everything(cvae_run):
     record = json.loads((cvae_run / "config.json").read_text())
     assert record["status"] == "complete"
     assert record["config"]["model"] == "cvae" and record["config"]["latent_dim"] == 2
-    assert record["data"] == {"source": str(DATA.resolve()), "train": 1200, "test": 400}
+    import hashlib
+
+    expected = {"name": "mnist_small.npz", "size": DATA.stat().st_size}
+    expected |= {"sha256": hashlib.sha256(DATA.read_bytes()).hexdigest(), "train": 1200, "test": 400}
+    assert record["data"] == expected
+    assert record["config"]["data"] == "mnist_small.npz"
+    assert str(DATA.parent) not in (cvae_run / "config.json").read_text()  # no path of this machine
     assert {"tensorflow", "keras", "numpy"} <= set(record["versions"])
     summary = record["summary"]
     assert summary["epochs"] == 2
@@ -116,7 +122,7 @@ def test_cli_trains_one_epoch(tmp_path):
 
 
 BAD_INPUTS = [
-    (["--model", "gan"], "invalid choice: 'gan'"),
+    (["--model", "gan"], "'gan' is not one of 'cvae', 'vae'"),
     (["--epochs", "0"], "--epochs"),
     (["--batch-size", "-1"], "--batch-size"),
     (["--latent-dim", "0"], "--latent-dim"),
@@ -199,3 +205,22 @@ def test_run_killed_after_its_last_checkpoint_is_finished_by_resume(tmp_path):
     assert epochs_run == [] and summary["epochs"] == 1
     assert (out / "decoder.keras").exists() and read_run(out)["status"] == "complete"
     assert len(read_history(out)) == 1
+
+
+def test_resume_needs_the_same_data(tmp_path):
+    from vae_runtime.errors import VaeDigitsError
+    from vae_train.run import TrainConfig, resume_config, train
+
+    out = tmp_path / "run"
+    train(TrainConfig(model="vae", epochs=1, batch_size=256, data=str(DATA)), out, report=lambda row: None)
+    with pytest.raises(
+        VaeDigitsError, match=r"trained on mnist_small.npz \(sha256 [0-9a-f]{12}\.\.\.\); pass --data"
+    ):
+        train(resume_config(out, {"epochs": 2}), out, resume=True)
+    other = tmp_path / "other.npz"
+    with np.load(DATA) as small:
+        np.savez(other, **{key: small[key][:300] for key in small.files})
+    with pytest.raises(VaeDigitsError, match="is not the data this run was trained on"):
+        train(resume_config(out, {"epochs": 2, "data": str(other)}), out, resume=True)
+    summary = train(resume_config(out, {"epochs": 2, "data": str(DATA)}), out, resume=True, report=print)
+    assert summary["epochs"] == 2

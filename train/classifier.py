@@ -65,7 +65,7 @@ def train_classifier(
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "classifier.keras")
     _write_onnx(model, out / ONNX_FILE, mnist.x_test[:500])
-    summary = {"test_accuracy": accuracy, "epochs": epochs, "data_source": mnist.source}
+    summary = {"test_accuracy": accuracy, "epochs": epochs, "data_source": mnist.provenance}
     atomic_write_text(out / "classifier.json", json.dumps(summary, indent=2) + "\n")
     return summary
 

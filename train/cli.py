@@ -16,7 +16,7 @@ EXAMPLES = """[b]Examples[/b]
 
   vae-train --model cvae --epochs 10 --data mnist.npz --out runs/cvae
   vae-train --out runs/cvae --resume --epochs 20 --data mnist.npz
-  vae-train --strategy mirrored --batch-size 256 --tensorboard --out runs/big
+  vae-train --latent-dim 16 --filters 64 128 --dense-units 128 --tensorboard --out runs/big
   vae-train classifier --data mnist.npz --out runs/classifier
 
 Watch a run learn: [b]tensorboard --logdir runs/[/b] (with --tensorboard).
@@ -26,13 +26,6 @@ Watch a run learn: [b]tensorboard --logdir runs/[/b] (with --tensorboard).
 class Model(StrEnum):
     cvae = "cvae"
     vae = "vae"
-
-
-class Strategy(StrEnum):
-    auto = "auto"
-    default = "default"
-    mirrored = "mirrored"
-    multi_worker = "multi-worker"
 
 
 def _option(help: str, parser=None, **kwargs):
@@ -66,13 +59,6 @@ def train(
     keep_checkpoints: Annotated[
         int | None, _option("Per-epoch checkpoints kept, 0 = all (default: 3).", integer(0))
     ] = None,
-    strategy: Annotated[
-        Strategy | None,
-        _option("auto (mirrored over 2+ GPUs, else default), default, mirrored or multi-worker (TF_CONFIG)."),
-    ] = None,
-    mixed_precision: Annotated[
-        bool | None, _option("mixed_float16 compute on GPUs; losses and the final sigmoid in float32.")
-    ] = None,
     tensorboard: Annotated[
         bool | None, _option("Write TensorBoard logs (losses, a grid of digits per epoch) into OUT/logs.")
     ] = None,
@@ -98,8 +84,6 @@ def train(
         "data": str(data) if data else None,
         "seed": seed,
         "keep_checkpoints": keep_checkpoints,
-        "strategy": strategy.value if strategy else None,
-        "mixed_precision": mixed_precision,
         "tensorboard": tensorboard,
     }
     _train({name: value for name, value in given.items() if value is not None}, out, resume)

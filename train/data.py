@@ -7,14 +7,14 @@ import numpy as np
 import tensorflow as tf
 
 from vae_runtime.errors import DataError
-from vae_runtime.mnist import Mnist, load_mnist_file
+from vae_runtime.mnist import KERAS_SOURCE, Mnist, load_mnist_file
 
 NUM_CLASSES = 10
 
 
 def load_mnist(path: str | None = None) -> Mnist:
     """MNIST from `path` (a Keras mnist.npz or a directory of IDX files), else Keras's download."""
-    if path is not None:
+    if path is not None and path != KERAS_SOURCE:
         return load_mnist_file(path)
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
@@ -24,7 +24,7 @@ def load_mnist(path: str | None = None) -> Mnist:
             f"cannot download MNIST ({reason}); pass --data PATH to a local mnist.npz "
             "or a directory holding the four IDX files"
         ) from None
-    return Mnist(x_train, y_train, x_test, y_test, source="keras.datasets.mnist")
+    return Mnist(x_train, y_train, x_test, y_test, source=KERAS_SOURCE)
 
 
 def to_inputs(images: np.ndarray, labels: np.ndarray, conditional: bool):

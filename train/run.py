@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ CURVES_FILE = "loss_curves.png"
 CHECKPOINTS = "checkpoints"
 MODEL_FILES = {"model": "model.keras", "encoder": "encoder.keras", "decoder": "decoder.keras"}
 LOSSES = ("total_loss", "reconstruction_loss", "kl_loss")
-RESUMABLE_CHANGES = ("epochs", "data", "keep_checkpoints")
+RESUMABLE_CHANGES = ("epochs", "data", "keep_checkpoints", "tensorboard")
 HISTORY_COLUMNS = ("epoch", *LOSSES, *(f"val_{loss}" for loss in LOSSES), "seconds")
 
 
@@ -50,6 +51,7 @@ class TrainConfig:
     seed: int = 0
     data: str | None = None
     keep_checkpoints: int = 3
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         if self.model not in ("vae", "cvae"):
@@ -72,20 +74,38 @@ class TrainConfig:
 
 
 EpochReport = Callable[[dict], None]
+StepProgress = Callable[[int, int, int], None]  # (epoch, step, steps per epoch)
 
 
-def train(config: TrainConfig, out: Path, *, resume: bool = False, report: EpochReport = print) -> dict:
+def train(
+    config: TrainConfig,
+    out: Path,
+    *,
+    resume: bool = False,
+    report: EpochReport = print,
+    progress: StepProgress | None = None,
+    announce: Callable[[dict], None] | None = None,
+) -> dict:
     """Train (or resume) the run in `out`; returns the summary stored in its config.json.
+
+    `report` gets each epoch's row, `progress` each training step, `announce` the setup once.
 
     Example:
         >>> train(TrainConfig(model="cvae", epochs=1, data="mnist.npz"), Path("runs/cvae"))
     """
     out = Path(out)
-    data = load_mnist(config.data)
-    record = _resume_record(out, config) if resume else _new_record(out, config)
+    record = _resume_record(out, config) if resume else None
+    data = _load_data(config, record.get("data") if resume else None)  # before anything is written
+    record = record or _new_record(out, config)
     done = _completed_epochs(out)
-    record["data"] = {"source": data.source, "train": len(data.x_train), "test": len(data.x_test)}
+    # the data as a name, size and sha256: a run directory (and the bundles made from it) never holds a
+    # path of this machine; --resume takes --data again and must be given the same bytes
+    record["data"] = {**data.provenance, "train": len(data.x_train), "test": len(data.x_test)}
+    record["config"]["data"] = data.source
+    record["setup"] = _setup(config)
     _write_record(out, record | {"status": "running"})
+    if announce is not None:
+        announce(record["setup"])
 
     keras.utils.set_random_seed(config.seed + done)
     model = _load_checkpoint(out, done) if done else _compile(config)
@@ -98,6 +118,14 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False, report: Epoch
         shuffle_seed=config.seed + done,
     )
     val_set = make_dataset(data.x_test, data.y_test, conditional=conditional, batch_size=config.batch_size)
+    callbacks = [_RunKeeper(out, config, report)]
+    if progress is not None:
+        callbacks.append(_StepProgress(progress, math.ceil(len(data.x_train) / config.batch_size)))
+    if config.tensorboard:
+        from vae_train.tensorboard import TensorBoardLog
+
+        num_classes = config.architecture.num_classes
+        callbacks.append(TensorBoardLog(out, num_classes, config.latent_dim, config.seed))
     started = time.perf_counter()
     if done < config.epochs:  # else: killed after its last checkpoint, only the final files are missing
         model.fit(
@@ -107,9 +135,52 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False, report: Epoch
             initial_epoch=done,
             shuffle=False,
             verbose=0,
-            callbacks=[_RunKeeper(out, config, report)],
+            callbacks=callbacks,
         )
     return _finish(out, model, record, time.perf_counter() - started)
+
+
+def _setup(config: TrainConfig) -> dict:
+    """Where the run trains: the strategy, replicas, batch per replica and devices."""
+    devices = [device.name.removeprefix("/device:") for device in tf.config.list_logical_devices()]
+    return {
+        "strategy": "default",
+        "replicas": 1,
+        "per_replica_batch": config.batch_size,
+        "global_batch": config.batch_size,
+        "devices": [d for d in devices if d.startswith(("CPU", "GPU"))][:1],
+    }
+
+
+class _StepProgress(keras.callbacks.Callback):
+    def __init__(self, progress: StepProgress, steps: int):
+        super().__init__()
+        self.progress, self.steps, self.epoch = progress, steps, 0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self.progress(self.epoch, batch + 1, self.steps)
+
+
+def _load_data(config: TrainConfig, recorded: dict | None):
+    """The run's MNIST; on resume it must be the data the run started with (same sha256)."""
+    try:
+        data = load_mnist(config.data)
+    except VaeDigitsError:
+        if recorded is None or config.data != recorded.get("name"):
+            raise
+        raise VaeDigitsError(
+            f"this run was trained on {recorded['name']} (sha256 {str(recorded.get('sha256'))[:12]}...); "
+            "pass --data PATH to it to resume"
+        ) from None
+    if recorded is not None and recorded.get("sha256") not in (None, data.sha256):
+        raise VaeDigitsError(
+            f"--data {config.data} is not the data this run was trained on ({recorded.get('name')}, "
+            f"sha256 {recorded['sha256'][:12]}...); pass that file to resume"
+        )
+    return data
 
 
 def _new_record(out: Path, config: TrainConfig) -> dict:
