@@ -36,6 +36,7 @@ class BundleWriter:
         self.stage.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700; a bundle is for sharing
         self.entries: dict[str, ModelFile] = {}
         self.omitted: dict[str, str] = {}  # file name -> why it was not written
+        self.default_temperature = 1.0
         self.producer: dict[str, object] = {}
         self.committed: Manifest | None = None
         previous = _previous_bundle(out, run, force)
@@ -45,6 +46,7 @@ class BundleWriter:
                 self.entries[entry.path] = entry
             self.producer = dict(previous.producer)
             self.omitted = {item["file"]: item["reason"] for item in previous.omitted}
+            self.default_temperature = previous.default_temperature
 
     def claim(self, filename: str) -> Path:
         """The staging path for `filename`; refuses to replace an exported file without force."""
@@ -74,6 +76,7 @@ class BundleWriter:
             image_shape=(28, 28, 1),
             run_id=run.run_id,
             files=tuple(sorted(self.entries.values(), key=_file_order)),
+            default_temperature=self.default_temperature,
             omitted=tuple({"file": name, "reason": why} for name, why in sorted(self.omitted.items())),
             training={
                 **summary,

@@ -43,6 +43,21 @@ EXAMPLES = """[b]Examples[/b]
   vae-export onnx runs/cvae --out bundles/cvae --opset 17
   vae-export tflite runs/cvae --out bundles/cvae --quantize int8
 """
+Prior = Annotated[
+    int,
+    typer.Option(
+        parser=integer(0, 64),
+        metavar="K",
+        help="Fit a K-component Gaussian mixture per label to the training latents (prior.json); "
+        "generate then samples from it. 0: N(0, I). Worth it for latents above 2-D.",
+    ),
+]
+Temperature = Annotated[
+    float | None,
+    typer.Option(
+        parser=number(0.01, 10), help="The bundle's default sampling temperature.", show_default=False
+    ),
+]
 
 
 @app.callback(epilog=EXAMPLES)
@@ -62,9 +77,12 @@ def onnx(
     atol: Atol = 1e-4,
     force: ForceBundle = False,
     data: Data = None,
+    prior: Prior = 0,
+    temperature: Temperature = None,
 ) -> None:
     """Encoder and decoder as ONNX (tf2onnx)."""
-    _export(run_dir, out, {"onnx": {"opset": opset, "quantize": _modes(quantize)}}, atol, force, data)
+    formats = {"onnx": {"opset": opset, "quantize": _modes(quantize)}}
+    _export(run_dir, out, formats, atol, force, data, prior, temperature)
 
 
 @app.command(epilog="[b]Example[/b]  vae-export tflite runs/cvae --out bundles/cvae --quantize int8")
@@ -78,9 +96,11 @@ def tflite(
     atol: Atol = 1e-4,
     force: ForceBundle = False,
     data: Data = None,
+    prior: Prior = 0,
+    temperature: Temperature = None,
 ) -> None:
-    """Encoder and decoder as TFLite, with optional quantized variants."""
-    _export(run_dir, out, {"tflite": {"quantize": _modes(quantize)}}, atol, force, data)
+    """Encoder and decoder as TFLite (a signature per static batch size), with optional quantized variants."""
+    _export(run_dir, out, {"tflite": {"quantize": _modes(quantize)}}, atol, force, data, prior, temperature)
 
 
 @app.command("all", epilog="[b]Example[/b]  vae-export all runs/cvae --out bundles/cvae")
@@ -91,20 +111,31 @@ def all_formats(
     atol: Atol = 1e-4,
     force: ForceBundle = False,
     data: Data = None,
+    prior: Prior = 0,
+    temperature: Temperature = None,
 ) -> None:
-    """ONNX and TFLite fp32, plus every quantized variant that passes its checks."""
+    """ONNX and TFLite fp32, plus every quantized variant that passes its checks and is not slower."""
     formats = {  # every variant is tried; one slower than fp32 here is not written (the manifest says why)
         "onnx": {"opset": opset, "quantize": _modes(OnnxQuantize), "keep_slower": False},
         "tflite": {"quantize": _modes(TfliteQuantize), "keep_slower": False},
     }
-    _export(run_dir, out, formats, atol, force, data)
+    _export(run_dir, out, formats, atol, force, data, prior, temperature)
 
 
 def _modes(quantize) -> tuple[str, ...]:
     return tuple(dict.fromkeys(mode.value for mode in quantize or () if mode.value != "none"))
 
 
-def _export(run_dir: Path, out: Path, formats: dict, atol: float, force: bool, data: Path | None) -> None:
+def _export(
+    run_dir: Path,
+    out: Path,
+    formats: dict,
+    atol: float,
+    force: bool,
+    data: Path | None,
+    prior: int,
+    temperature: float | None,
+) -> None:
     from vae_runtime.cli.progress import Progress
     from vae_train.quiet import import_tensorflow_quietly
 
@@ -116,17 +147,25 @@ def _export(run_dir: Path, out: Path, formats: dict, atol: float, force: bool, d
 
     classes = {"onnx": OnnxFormat, "tflite": TfliteFormat}
     chosen = [classes[name](**options) for name, options in formats.items()]
-    steps = 2 * sum(len(f.precisions(role)) for f in chosen for role in ROLES)  # convert + validate each
+    steps = 2 * sum(len(f.precisions(role)) for f in chosen for role in ROLES) + bool(prior)
 
     with Progress(steps, "exporting") as bar:
 
         def report(line: str) -> None:
             bar.line(line)
-            if line.startswith(("convert", "validate")):
+            if line.startswith(("convert", "validate", "fit")):
                 bar.advance()
 
         manifest = export(
-            run_dir, out, chosen, atol=atol, force=force, data=str(data) if data else None, report=report
+            run_dir,
+            out,
+            chosen,
+            atol=atol,
+            force=force,
+            data=str(data) if data else None,
+            prior=prior,
+            temperature=temperature,
+            report=report,
         )
     print(f"wrote {len(manifest.files)} files and manifest.json to {out}")
 

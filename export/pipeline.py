@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,13 +22,17 @@ from vae_export.checks import (
     make_probe,
     measure_speed,
 )
+from vae_export.prior import fit_prior, prior_json
 from vae_export.source import TrainedRun, load_run
 from vae_runtime.backends import open_model
 from vae_runtime.errors import VaeDigitsError
-from vae_runtime.manifest import ROLES, Manifest, ModelFile, TensorSpec, sha256_hex
+from vae_runtime.generator import one_hot
+from vae_runtime.manifest import PRIOR, ROLES, Manifest, ModelFile, TensorSpec, sha256_hex
+from vae_runtime.prior import MAX_COMPONENTS
 from vae_runtime.quiet import native_output_silenced
 
 Report = Callable[[str], None]
+PRIOR_FILE = "prior.json"
 Calibration = Callable[[], dict[str, np.ndarray]]
 
 
@@ -66,11 +71,20 @@ def export(
     atol: float = 1e-4,
     force: bool = False,
     data: str | None = None,
+    prior: int = 0,
+    temperature: float | None = None,
     report: Report = print,
 ) -> Manifest:
-    """Export run `run_dir` to bundle `out` in each of `formats`; returns the written manifest."""
+    """Export run `run_dir` to bundle `out` in each of `formats`; returns the written manifest.
+
+    prior: fit a Gaussian mixture of that many components per label to the training digits' latents
+        and write it as prior.json, which `Generator.generate` then samples from (0: none, N(0, I)).
+    temperature: the bundle's default sampling temperature (None: keep the bundle's, else 1.0).
+    """
     if not atol > 0:
         raise VaeDigitsError(f"--atol must be a positive number, not {atol}")
+    if not 0 <= prior <= MAX_COMPONENTS:
+        raise VaeDigitsError(f"--prior must be 0-{MAX_COMPONENTS} components per label, not {prior}")
     check_target(Path(out))
     run = load_run(Path(run_dir))
     mnist = run.load_data(data)
@@ -83,6 +97,9 @@ def export(
     ]
     with writing_bundle(Path(out), run, force) as bundle:
         paths = [bundle.claim(file_name(*step)) for step in plan]  # refuse overwrites up front
+        prior_path = bundle.claim(PRIOR_FILE) if prior else None
+        if temperature is not None:
+            bundle.default_temperature = temperature
         fp32: dict[tuple[str, str], tuple[ModelFile, object]] = {}
         for file_format in formats:
             bundle.producer.update(file_format.producer())
@@ -108,8 +125,38 @@ def export(
                 bundle.omit(path.name, reason)
             else:
                 bundle.add(entry)
+        if prior_path is not None:
+            bundle.add(_write_prior(run, mnist, prior, prior_path, report))
     report(summary_table(bundle.committed))
     return bundle.committed
+
+
+def _write_prior(run, mnist, components: int, path: Path, report: Report) -> ModelFile:
+    """Fit the per-label mixture to the encoder's z_mean of the training digits; write prior.json."""
+    started = time.perf_counter()
+    feeds = {"image": (mnist.x_train.astype(np.float32) / 255.0)[..., None]}
+    if run.conditional:
+        feeds["label"] = one_hot(mnist.y_train, run.num_classes)
+    z_mean = run.encoder.predict(feeds, batch_size=1024, verbose=0)["z_mean"]
+    labels = mnist.y_train if run.conditional else None
+    fitted = fit_prior(z_mean, labels, run.num_classes, components)
+    names = tuple(str(i) for i in range(run.num_classes))
+    fitted_on = {"split": "train", "digits": len(z_mean), "components": components, "seed": 0}
+    path.write_text(json.dumps(prior_json(fitted, names, fitted_on)))
+    report(
+        f"fit       {path.name:<22} {time.perf_counter() - started:6.1f}s  {components} components per label"
+    )
+    return ModelFile(
+        path=path.name,
+        role=PRIOR,
+        format="json",
+        precision="fp32",
+        inputs=(),
+        outputs=(),
+        sha256=sha256_hex(path.read_bytes()),
+        size=path.stat().st_size,
+        parity={"fitted_on": fitted_on},
+    )
 
 
 def file_name(file_format: Format, role: str, precision: str) -> str:
@@ -187,9 +234,14 @@ def _specs(shapes: dict[str, tuple]) -> tuple[TensorSpec, ...]:
 def summary_table(manifest: Manifest) -> str:
     rows = [f"{'file':<24}{'precision':<10}{'max|diff|':>11}{'PSNR dB':>9}{'per s':>10}  note"]
     for entry in manifest.files:
+        if entry.role == PRIOR:
+            fitted = entry.parity["fitted_on"]
+            rows.append(f"{entry.path:<24}{'gmm':<10}{fitted['components']:>11} components per label")
+            continue
         psnr = entry.parity.get("psnr_db")
         rows.append(
             f"{entry.path:<24}{entry.precision:<10}{entry.parity['max_abs_diff']:>11.2e}"
             f"{psnr if psnr is not None else '-':>9}{entry.speed['per_second']:>10.0f}  {entry.note}"
         )
+    rows += [f"{item['file']:<24}not written: {item['reason']}" for item in manifest.omitted]
     return "\n".join(rows)

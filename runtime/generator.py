@@ -17,6 +17,7 @@ import numpy as np
 from vae_runtime.backends import BACKENDS, INSTALL_HINT, LazyModel, Model, available, open_model
 from vae_runtime.errors import BundleError, VaeDigitsError
 from vae_runtime.manifest import MAX_TEMPERATURE, Manifest, ModelFile, read_manifest, verified_path
+from vae_runtime.prior import Prior
 
 CHUNK = 128  # most rows per model call: bounds memory; the chunks of a request spread over the cores
 MAX_DIGITS = 100_000  # per call
@@ -48,6 +49,7 @@ class Generator:
     decoder: Model
     files: dict[str, ModelFile]
     workers: int = 1
+    prior: Prior | None = None  # the bundle's fitted latent prior (prior.json), if it has one
 
     @classmethod
     def load(
@@ -90,10 +92,12 @@ class Generator:
             _check_signature(files[role], model)
             return model
 
+        prior = None
+        if manifest.prior is not None:
+            prior = Prior.load(path / manifest.prior.path, manifest.latent_dim, manifest.labels)
         # generating never needs the encoder: open it on first use, to start faster
-        return cls(
-            manifest, path, backend, LazyModel(lambda: opened("encoder")), opened("decoder"), files, workers
-        )
+        encoder = LazyModel(lambda: opened("encoder"))
+        return cls(manifest, path, backend, encoder, opened("decoder"), files, workers, prior)
 
     def generate(
         self,
@@ -101,25 +105,35 @@ class Generator:
         *,
         count: int = 1,
         seed: int | None = None,
-        temperature: float = 1.0,
+        temperature: float | None = None,
     ) -> np.ndarray:
         """Sample digits: uint8 (N, 28, 28), 0 = black.
 
         labels: for a CVAE an int, a label name or a sequence of them (None: every label);
         each is drawn `count` times, label by label. For a plain VAE labels must be None
-        and `count` digits are drawn. z ~ N(0, temperature² I) from numpy's default_rng(seed).
+        and `count` digits are drawn. z is drawn with numpy's default_rng(seed): from the bundle's
+        prior (a Gaussian mixture per label) when it has one, else N(0, I); its spread is scaled by
+        `temperature` (None: the bundle's default temperature).
         """
         count = _positive_int(count, "count")
-        temperature = _temperature(temperature)
+        temperature = _temperature(self.info.default_temperature if temperature is None else temperature)
         label_ids = self._label_ids(labels, default_all=True)
         total = count * (len(label_ids) if label_ids is not None else 1)
         if total > MAX_DIGITS:
             raise VaeDigitsError(f"{total} digits asked for; at most {MAX_DIGITS} per call")
         rng = np.random.default_rng(_seed(seed))
-        z = rng.standard_normal((total, self.info.latent_dim), dtype=np.float32) * temperature
         repeated = None if label_ids is None else np.repeat(label_ids, count)
-        images = self._decode(z, repeated)
+        images = self._decode(self._sample_latents(rng, repeated, total, temperature), repeated)
         return np.rint(images * 255.0).astype(np.uint8)
+
+    def _sample_latents(
+        self, rng: np.random.Generator, label_ids: np.ndarray | None, total: int, temperature: float
+    ) -> np.ndarray:
+        # the same first draw with or without a prior: N(0, I) noise, then (prior) the components
+        noise = rng.standard_normal((total, self.info.latent_dim), dtype=np.float32)
+        if self.prior is None:
+            return noise * temperature
+        return self.prior.sample(label_ids, noise, rng.random(total), temperature)
 
     def decode(self, z: Any, labels: Labels = None) -> np.ndarray:
         """Latents (N, latent_dim) -> float32 images (N, 28, 28) in [0, 1]."""

@@ -60,7 +60,7 @@ def evaluate(
     judge = Judge(classifier or find_classifier(g.bundle)) if g.info.conditional else None
     mnist = load_mnist_anywhere(data)
     beta = float(g.info.training.get("config", {}).get("beta", 1.0))
-    temperature = g.info.default_temperature if temperature is None else temperature
+    temperature = g.info.default_temperature if temperature is None else temperature  # reported
     steps = 1 + (g.info.num_classes + 2 if judge else 0)
     with Progress(steps, "evaluating", stream=typer.get_text_stream("stderr")) as bar:
         report = {

@@ -65,8 +65,6 @@ def generate(
         print(describe(generator))
         return
     labels = None if not label else [parse_label(text) for text in label]
-    if temperature is None:
-        temperature = generator.info.default_temperature
     digits = generator.generate(labels, count=count, seed=seed, temperature=temperature)
     names = None
     if generator.info.conditional:
