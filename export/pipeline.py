@@ -127,8 +127,23 @@ def export(
                 bundle.add(entry)
         if prior_path is not None:
             bundle.add(_write_prior(run, mnist, prior, prior_path, report))
+        for role in ROLES:
+            _recommend_for_edge(bundle, role, report)
     report(summary_table(bundle.committed))
     return bundle.committed
+
+
+def _recommend_for_edge(bundle, role: str, report: Report) -> None:
+    """Mark the fastest TFLite variant of `role`, if it is RECOMMEND_SPEEDUP x fp32 or more."""
+    entries = [e for e in bundle.entries.values() if e.role == role and e.format == "tflite"]
+    for entry in entries:
+        bundle.add(replace(entry, recommended=False))  # a previous export's choice is made again
+    fastest = max((e for e in entries if not e.default), key=lambda e: e.speed["vs_fp32"], default=None)
+    if fastest is not None and fastest.speed["vs_fp32"] >= RECOMMEND_SPEEDUP:
+        bundle.add(replace(fastest, recommended=True))
+        report(
+            f"recommend {fastest.path:<22} {fastest.speed['vs_fp32']:.2f}x fp32: the file for edge devices"
+        )
 
 
 def _write_prior(run, mnist, components: int, path: Path, report: Report) -> ModelFile:
@@ -188,16 +203,8 @@ def _validated(
     if speed["vs_fp32"] < 1 and not file_format.keep_slower:
         return None, model, f"{slower}; export it by name to keep it"
     entry = _entry(path, file_format, role, precision, model, parity, speed)
-    return (
-        replace(
-            entry,
-            default=False,
-            note=f"{slower}: not default" if speed["vs_fp32"] < 1 else "",
-            recommended=file_format.name == "tflite" and speed["vs_fp32"] >= RECOMMEND_SPEEDUP,
-        ),
-        model,
-        "",
-    )
+    note = f"{slower}: not default" if speed["vs_fp32"] < 1 else ""
+    return replace(entry, default=False, note=note), model, ""
 
 
 def _entry(
@@ -223,8 +230,7 @@ def _verdict(name: str, outcome: ModelFile | str) -> str:
     if isinstance(outcome, str):
         return f"validate  {name:<22} not shipped: {outcome}"
     speed = f"{outcome.speed['per_second']:>9.0f}/s"
-    flag = " recommended for edge devices" if outcome.recommended else ""
-    return f"validate  {name:<22} max|diff| {outcome.parity['max_abs_diff']:.2e}  {speed}  ok{flag}"
+    return f"validate  {name:<22} max|diff| {outcome.parity['max_abs_diff']:.2e}  {speed}  ok"
 
 
 def _specs(shapes: dict[str, tuple]) -> tuple[TensorSpec, ...]:

@@ -20,14 +20,17 @@ from vae_runtime.manifest import MAX_TEMPERATURE, Manifest, ModelFile, read_mani
 from vae_runtime.prior import Prior
 
 CHUNK = 128  # most rows per model call: bounds memory; the chunks of a request spread over the cores
+# backend="auto": from this many rows a request goes to the bundle's static-shape LiteRT decoder, when
+# the bundle has one and LiteRT is installed (bench/run.py measures where it overtakes onnxruntime).
+BULK_ROWS = 64
 MAX_DIGITS = 100_000  # per call
-DEFAULT_BUNDLES = ("cvae", "vae")
+DEFAULT_BUNDLES = ("cvae", "vae", "cvae-hq")  # embedded: the 2-D CVAE and VAE, and the quality CVAE
 
 Labels = int | str | Sequence[int | str] | np.ndarray | None
 
 
 def default_bundle(kind: str = "cvae") -> Path:
-    """The path of a pretrained bundle shipped inside the package ("cvae" or "vae")."""
+    """The path of a pretrained bundle shipped inside the package ("cvae", "vae" or "cvae-hq")."""
     if kind not in DEFAULT_BUNDLES:
         raise VaeDigitsError(f"there is no embedded {kind!r} bundle; choose one of {DEFAULT_BUNDLES}")
     return Path(str(resources.files("vae_runtime") / "bundles" / kind))
@@ -50,6 +53,7 @@ class Generator:
     files: dict[str, ModelFile]
     workers: int = 1
     prior: Prior | None = None  # the bundle's fitted latent prior (prior.json), if it has one
+    bulk: Model | None = None  # backend="auto": the static LiteRT decoder for requests of BULK_ROWS+
 
     @classmethod
     def load(
@@ -59,9 +63,13 @@ class Generator:
         precision: str | None = None,
         threads: int = 0,
     ) -> Generator:
-        """Load `bundle` (None: the embedded CVAE) after checking its manifest and checksums.
+        """Load `bundle` (a directory; None: the embedded CVAE; "vae" or "cvae-hq": another embedded
+        bundle) after checking its manifest and checksums.
 
-        backend: "onnx", "tflite" or "auto" (ONNX when onnxruntime is installed, else TFLite).
+        backend: "onnx", "tflite" or "auto": onnxruntime (fastest for a few digits, and the fastest to
+            start), with requests of BULK_ROWS digits or more sent to the bundle's static-shape TFLite
+            decoder when LiteRT is installed (opened on the first such request); LiteRT alone when
+            onnxruntime is missing.
         threads: for ONNX, how many chunks of a large request run at once (0: one per core).
         precision: None for the bundle's defaults (fp32), or e.g. "int8" for a shipped decoder
             variant (the encoder takes that precision too where the bundle has it).
@@ -71,6 +79,7 @@ class Generator:
         manifest = read_manifest(path)
         for entry in manifest.files:
             verified_path(path, entry)
+        asked = backend
         backend = _choose_backend(backend, manifest)
         decoder = manifest.find("decoder", backend, precision)
         if decoder is None:
@@ -87,17 +96,25 @@ class Generator:
         workers = (threads or os.cpu_count() or 1) if backend == "onnx" else 1
         model_threads = 1 if backend == "onnx" else threads
 
-        def opened(role: str) -> Model:
-            model = open_model(path / files[role].path, backend, model_threads)
-            _check_signature(files[role], model)
+        def opened(entry: ModelFile, file_format: str = backend, threads: int = model_threads) -> Model:
+            model = open_model(path / entry.path, file_format, threads)
+            _check_signature(entry, model)
             return model
 
         prior = None
         if manifest.prior is not None:
             prior = Prior.load(path / manifest.prior.path, manifest.latent_dim, manifest.labels)
-        # generating never needs the encoder: open it on first use, to start faster
-        encoder = LazyModel(lambda: opened("encoder"))
-        return cls(manifest, path, backend, encoder, opened("decoder"), files, workers, prior)
+        # generating never needs the encoder, nor a small request the bulk decoder: both open on first use
+        encoder = LazyModel(lambda: opened(files["encoder"]))
+        bulk = None
+        if (
+            asked == "auto"
+            and backend == "onnx"
+            and (entry := _static_tflite(manifest, "decoder", precision))
+        ):
+            files["bulk"] = entry
+            bulk = LazyModel(lambda: opened(entry, "tflite", 0))
+        return cls(manifest, path, backend, encoder, opened(decoder), files, workers, prior, bulk)
 
     def generate(
         self,
@@ -158,12 +175,16 @@ class Generator:
         feeds = {"z": z}
         if label_ids is not None:
             feeds["label"] = one_hot(label_ids, self.info.num_classes)
+        if self.bulk is not None and len(z) >= BULK_ROWS:  # LiteRT's threads share one call out
+            return self.bulk.run(feeds)["image"][..., 0]
         return self._run(self.decoder, feeds)["image"][..., 0]
 
     def _run(self, model: Model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = len(next(iter(feeds.values())))
         if rows == 0:
             raise VaeDigitsError("nothing to process: the input holds no rows")
+        if rows == 1:  # the single-digit path: straight to the session
+            return model.run(feeds)
         size = min(CHUNK, math.ceil(rows / self.workers))  # 2+ rows: every core gets a share
         chunks = [
             {name: array[start : start + size] for name, array in feeds.items()}
@@ -226,7 +247,14 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 def one_hot(label_ids: np.ndarray, num_classes: int) -> np.ndarray:
-    return np.eye(num_classes, dtype=np.float32)[label_ids]
+    return _identity(num_classes)[label_ids]
+
+
+@functools.cache
+def _identity(size: int) -> np.ndarray:
+    identity = np.eye(size, dtype=np.float32)
+    identity.flags.writeable = False  # shared by every call: rows are copied out by indexing
+    return identity
 
 
 def _choose_backend(backend: str, manifest: Manifest) -> str:
@@ -242,6 +270,12 @@ def _choose_backend(backend: str, manifest: Manifest) -> str:
     if backend not in formats:
         raise BundleError(f"this bundle has no {backend} files (it has {', '.join(sorted(formats))})")
     return backend
+
+
+def _static_tflite(manifest: Manifest, role: str, precision: str | None) -> ModelFile | None:
+    """The bundle's static-shape TFLite file for `role`, if it has one and LiteRT is installed."""
+    entry = manifest.find(role, "tflite", precision)
+    return entry if entry is not None and entry.batch_sizes and available("tflite") else None
 
 
 def _check_signature(entry: ModelFile, model: Model) -> None:
@@ -273,8 +307,11 @@ def _temperature(value: Any) -> float:
 
 
 def _bundle_path(value: Any) -> Path:
+    """A bundle directory; the name of an embedded bundle ("cvae-hq") when no such directory is here."""
     if not isinstance(value, str | os.PathLike):
         raise VaeDigitsError(f"bundle must be a path, not {type(value).__name__}")
+    if str(value) in DEFAULT_BUNDLES and not Path(value).exists():
+        return default_bundle(str(value))
     return Path(value)
 
 

@@ -64,6 +64,15 @@ def test_info_summarises_the_bundle():
     assert "decoder.onnx" in result.stdout and "validation total" in result.stdout
 
 
+def test_embedded_bundles_by_name(tmp_path):
+    result = run_cli("vae-generate", "--bundle", "cvae-hq", "--info", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "kind        cvae, latent_dim 16" in result.stdout
+    assert "per-label Gaussian mixture (prior.json), temperature 0.7" in result.stdout
+    (tmp_path / "cvae-hq").mkdir()  # a directory of that name wins over the embedded bundle
+    assert "has no manifest.json" in run_cli("vae-generate", "--bundle", "cvae-hq", cwd=tmp_path).stderr
+
+
 def test_vae_bundle_without_labels(tmp_path):
     out = tmp_path / "vae.png"
     result = run_cli(

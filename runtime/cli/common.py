@@ -47,7 +47,11 @@ Version = Annotated[
 ]
 Bundle = Annotated[
     Path | None,
-    typer.Option(metavar="DIR", help="Bundle directory (default: the embedded CVAE).", show_default=False),
+    typer.Option(
+        metavar="DIR",
+        help="Bundle directory, or an embedded bundle: cvae (the default), vae, cvae-hq.",
+        show_default=False,
+    ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing --out.")]
 

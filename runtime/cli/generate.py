@@ -77,7 +77,9 @@ def generate(
 
 
 def describe(generator) -> str:
-    manifest = generator.info
+    from vae_runtime.generator import BULK_ROWS
+
+    manifest, files = generator.info, generator.files
     training = manifest.training
     validation = training.get("validation", {})
     source = training.get("data_source") or {}
@@ -86,7 +88,8 @@ def describe(generator) -> str:
         f"bundle      {generator.bundle}",
         f"kind        {manifest.kind}, latent_dim {manifest.latent_dim}"
         + (f", labels {' '.join(manifest.labels)}" if manifest.conditional else ""),
-        f"backend     {generator.backend} ({generator.files['decoder'].path})",
+        f"backend     {generator.backend} ({generator.files['decoder'].path})"
+        + (f"; from {BULK_ROWS} digits tflite ({files['bulk'].path})" if "bulk" in files else ""),
         f"sampling    {'per-label Gaussian mixture (prior.json)' if manifest.prior else 'N(0, I)'}, "
         f"temperature {manifest.default_temperature:g}",
         f"trained     {training.get('epochs', '?')} epochs on {data}",
