@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -20,9 +22,9 @@ from vae_runtime.manifest import MAX_TEMPERATURE, Manifest, ModelFile, read_mani
 from vae_runtime.prior import Prior
 
 CHUNK = 128  # most rows per model call: bounds memory; the chunks of a request spread over the cores
-# backend="auto": from this many rows a request goes to the bundle's static-shape LiteRT decoder, when
-# the bundle has one and LiteRT is installed (bench/run.py measures where it overtakes onnxruntime).
-BULK_ROWS = 64
+# backend="auto": from this many rows a request may go to the bundle's static-shape LiteRT decoder, when
+# the bundle has one, LiteRT is installed, and it measured faster than onnxruntime on this machine.
+BULK_ROWS = 128  # the largest static batch of an exported TFLite file: smaller requests would pad
 MAX_DIGITS = 100_000  # per call
 DEFAULT_BUNDLES = ("cvae", "vae", "cvae-hq")  # embedded: the 2-D CVAE and VAE, and the quality CVAE
 
@@ -53,7 +55,7 @@ class Generator:
     files: dict[str, ModelFile]
     workers: int = 1
     prior: Prior | None = None  # the bundle's fitted latent prior (prior.json), if it has one
-    bulk: Model | None = None  # backend="auto": the static LiteRT decoder for requests of BULK_ROWS+
+    bulk: BulkRoute | None = None  # backend="auto": LiteRT for requests of BULK_ROWS+, if it is faster
 
     @classmethod
     def load(
@@ -113,7 +115,7 @@ class Generator:
             and (entry := _static_tflite(manifest, "decoder", precision))
         ):
             files["bulk"] = entry
-            bulk = LazyModel(lambda: opened(entry, "tflite", 0))
+            bulk = BulkRoute(LazyModel(lambda: opened(entry, "tflite", 0)))
         return cls(manifest, path, backend, encoder, opened(decoder), files, workers, prior, bulk)
 
     def generate(
@@ -139,7 +141,7 @@ class Generator:
         if total > MAX_DIGITS:
             raise VaeDigitsError(f"{total} digits asked for; at most {MAX_DIGITS} per call")
         rng = np.random.default_rng(_seed(seed))
-        repeated = None if label_ids is None else np.repeat(label_ids, count)
+        repeated = label_ids if label_ids is None or count == 1 else np.repeat(label_ids, count)
         images = self._decode(self._sample_latents(rng, repeated, total, temperature), repeated)
         return np.rint(images * 255.0).astype(np.uint8)
 
@@ -175,9 +177,12 @@ class Generator:
         feeds = {"z": z}
         if label_ids is not None:
             feeds["label"] = one_hot(label_ids, self.info.num_classes)
-        if self.bulk is not None and len(z) >= BULK_ROWS:  # LiteRT's threads share one call out
-            return self.bulk.run(feeds)["image"][..., 0]
-        return self._run(self.decoder, feeds)["image"][..., 0]
+        if self.bulk is not None and len(z) >= BULK_ROWS and self.bulk.wins(feeds, self._run_decoder):
+            return self.bulk.model.run(feeds)["image"][..., 0]  # LiteRT's threads share one call out
+        return self._run_decoder(feeds)["image"][..., 0]
+
+    def _run_decoder(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._run(self.decoder, feeds)
 
     def _run(self, model: Model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = len(next(iter(feeds.values())))
@@ -211,6 +216,8 @@ class Generator:
 
     def _label_ids(self, labels: Labels, default_all: bool) -> np.ndarray | None:
         info = self.info
+        if type(labels) is int and info.conditional and 0 <= labels < info.num_classes:  # the common case
+            return np.array([labels])
         if not info.conditional:
             if labels is not None:
                 raise VaeDigitsError("this bundle is a plain VAE: it takes no labels (use None)")
@@ -239,6 +246,38 @@ class Generator:
         if not 0 <= item < len(names):
             raise VaeDigitsError(f"label {item} is out of range: this bundle has labels 0-{len(names) - 1}")
         return int(item)
+
+
+class BulkRoute:
+    """backend="auto": whether the static LiteRT decoder serves large requests faster than onnxruntime
+    on this machine. Measured once, on the first large request (about a tenth of a second), because
+    the answer differs between machines: XNNPACK wins on many ARM boards, onnxruntime on some x86."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.faster: bool | None = None
+        self._lock = threading.Lock()
+
+    def wins(self, feeds: dict[str, np.ndarray], onnx: Callable[[dict], dict]) -> bool:
+        if self.faster is None:
+            with self._lock:
+                if self.faster is None:
+                    probe = {
+                        name: np.resize(array, (2 * BULK_ROWS, *array.shape[1:]))
+                        for name, array in feeds.items()
+                    }
+                    self.faster = _best_time(self.model.run, probe) < _best_time(onnx, probe)
+        return self.faster
+
+
+def _best_time(run: Callable[[dict], dict], feeds: dict[str, np.ndarray], repeats: int = 3) -> float:
+    run(feeds)  # warm up: the first call allocates
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run(feeds)
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 @functools.cache

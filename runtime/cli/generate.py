@@ -89,7 +89,11 @@ def describe(generator) -> str:
         f"kind        {manifest.kind}, latent_dim {manifest.latent_dim}"
         + (f", labels {' '.join(manifest.labels)}" if manifest.conditional else ""),
         f"backend     {generator.backend} ({generator.files['decoder'].path})"
-        + (f"; from {BULK_ROWS} digits tflite ({files['bulk'].path})" if "bulk" in files else ""),
+        + (
+            f"; from {BULK_ROWS} digits tflite ({files['bulk'].path}) if faster here"
+            if "bulk" in files
+            else ""
+        ),
         f"sampling    {'per-label Gaussian mixture (prior.json)' if manifest.prior else 'N(0, I)'}, "
         f"temperature {manifest.default_temperature:g}",
         f"trained     {training.get('epochs', '?')} epochs on {data}",
