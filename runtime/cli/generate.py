@@ -16,6 +16,7 @@ EXAMPLES = """[b]Examples[/b]
   vae-generate --label 7 --count 16 --seed 0 --out sevens.png
   vae-generate --label 3 --label 5 --count 100 --out digits.npy
   vae-generate --bundle bundles/cvae --backend tflite --out each/
+  vae-generate --bundle cvae-hq --backend tflite --precision int8 --label 4 --out fours.png
   vae-generate --info
 """
 
@@ -47,6 +48,12 @@ def generate(
         typer.Option(help="Scale of the latent noise, > 0 (default: the bundle's).", show_default=False),
     ] = None,
     backend: Annotated[Backend, typer.Option(help="Runtime to use.")] = Backend.auto,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="A shipped variant, e.g. int8 (default: the bundle's fp32 files).", show_default=False
+        ),
+    ] = None,
     out: Annotated[
         str, typer.Option(help="FILE.png (a grid, a row per label), FILE.npy, or DIR/ (a PNG each).")
     ] = "digits.png",
@@ -60,7 +67,7 @@ def generate(
 
     if not info:
         check_writable(out, force)
-    generator = Generator.load(bundle, backend=backend.value)
+    generator = Generator.load(bundle, backend=backend.value, precision=precision)
     if info:
         print(describe(generator))
         return
