@@ -196,3 +196,25 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere(tmp_path):
     piped = run_cli("vae-explore", "grid", "--n", "12", "--out", str(tmp_path / "b.png"))
     assert piped.returncode == 0 and piped.stdout == f"wrote {tmp_path / 'b.png'} (1716x690)\n"
     assert "\x1b" not in piped.stdout + piped.stderr and "\r" not in piped.stdout + piped.stderr
+
+
+def test_training_progress_restarts_a_bar_per_epoch_on_a_terminal():
+    import io
+
+    from vae_runtime.cli.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    with Progress(1, "starting", stream=screen) as bar:
+        for epoch in (1, 2):
+            for step in range(1, 5):
+                if step == 1:
+                    bar.restart(4, f"epoch {epoch}/2")
+                bar.update(step)
+            bar.line(f"epoch   {epoch}/2  loss ...")
+    shown = screen.getvalue()
+    assert "epoch 1/2" in shown and "epoch 2/2" in shown and "ETA" in shown and "4/4" in shown
+    assert "epoch   1/2  loss ..." in shown and "\x1b[" in shown
