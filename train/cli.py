@@ -28,6 +28,12 @@ class Model(StrEnum):
     vae = "vae"
 
 
+class Strategy(StrEnum):
+    auto = "auto"
+    default = "default"
+    mirrored = "mirrored"
+
+
 def _option(help: str, parser=None, **kwargs):
     return typer.Option(help=help, parser=parser, show_default=False, **kwargs)
 
@@ -59,6 +65,12 @@ def train(
     keep_checkpoints: Annotated[
         int | None, _option("Per-epoch checkpoints kept, 0 = all (default: 3).", integer(0))
     ] = None,
+    strategy: Annotated[
+        Strategy | None,
+        _option(
+            "auto (mirrored over 2+ GPUs, else default), default (one device) or mirrored (default: auto)."
+        ),
+    ] = None,
     tensorboard: Annotated[
         bool | None, _option("Write TensorBoard logs (losses, a grid of digits per epoch) into OUT/logs.")
     ] = None,
@@ -85,6 +97,7 @@ def train(
         "seed": seed,
         "keep_checkpoints": keep_checkpoints,
         "tensorboard": tensorboard,
+        "strategy": strategy.value if strategy else None,
     }
     _train({name: value for name, value in given.items() if value is not None}, out, resume)
 

@@ -30,9 +30,18 @@ class Architecture:
         return asdict(self)
 
 
+REPLICA_SEED_STRIDE = 2_654_435_761  # far apart, so no two replicas' seeds meet
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Sampling(layers.Layer):
-    """z = z_mean + exp(0.5 * z_log_var) * epsilon, with epsilon ~ N(0, I)."""
+    """z = z_mean + exp(0.5 * z_log_var) * epsilon, with epsilon ~ N(0, I).
+
+    Under tf.distribute every replica draws its own noise (the replica id is folded into the seed),
+    reproducibly for a seed; replica 0, and so a single device, draws what it always drew.
+    """
+
+    noise_scale = 1.0  # tests set 0 to compare strategies step for step, the noise held equal
 
     def __init__(self, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -41,8 +50,21 @@ class Sampling(layers.Layer):
 
     def call(self, inputs):
         z_mean, z_log_var = inputs
-        epsilon = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
-        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+        # keras.random.normal's own draw, with this replica's seed (it takes no seed tensor)
+        seed = tf.cast(tf.math.floormod(self._replica_seed(), tf.int32.max - 1), tf.int32)
+        epsilon = tf.random.stateless_normal(tf.shape(z_mean), seed=seed, dtype=z_mean.dtype)
+        return z_mean + ops.exp(0.5 * z_log_var) * epsilon * self.noise_scale
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def _replica_seed(self):
+        seed = self.seed_generator.next()  # [seed, step counter]: the generator's state is per model
+        replica = tf.distribute.get_replica_context()
+        if replica is None:
+            return seed
+        offset = tf.cast(replica.replica_id_in_sync_group, seed.dtype) * REPLICA_SEED_STRIDE
+        return seed + tf.stack([offset, tf.zeros_like(offset)])
 
     def get_config(self) -> dict:
         return {**super().get_config(), "seed": self.seed}
@@ -112,19 +134,18 @@ class VAE(keras.Model):
         return z_mean, z_log_var, self.decoder([z, *condition], training=training)
 
     def compute_losses(self, data, training: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Per digit: total, reconstruction and KL loss (vectors, so any split of a batch adds up)."""
         images, _ = self.split(data)
         z_mean, z_log_var, reconstruction = self(data, training=training)
-        reconstruction_loss = ops.mean(
-            ops.sum(keras.losses.binary_crossentropy(images, reconstruction), axis=(1, 2))
-        )
-        kl = -0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
-        kl_loss = ops.mean(ops.sum(kl, axis=1))
+        reconstruction_loss = ops.sum(keras.losses.binary_crossentropy(images, reconstruction), axis=(1, 2))
+        kl_loss = ops.sum(-0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var)), axis=1)
         return reconstruction_loss + self.beta * kl_loss, reconstruction_loss, kl_loss
 
     def train_step(self, data):
         with tf.GradientTape() as tape:
             losses = self.compute_losses(data, training=True)
-        grads = tape.gradient(losses[0], self.trainable_weights)
+            loss = global_mean(losses[0])
+        grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
         return self.record(losses)
 
@@ -132,8 +153,8 @@ class VAE(keras.Model):
         return self.record(self.compute_losses(data, training=False))
 
     def record(self, losses) -> dict[str, tf.Tensor]:
-        for tracker, value in zip(self.metrics, losses, strict=True):
-            tracker.update_state(value)
+        for tracker, per_digit in zip(self.metrics, losses, strict=True):
+            tracker.update_state(per_digit)  # a mean over digits, exact over replicas and partial batches
         return {tracker.name: tracker.result() for tracker in self.metrics}
 
     def get_config(self) -> dict:
@@ -158,6 +179,18 @@ class CVAE(VAE):
     def split(self, data):
         images, labels = data
         return images, [labels]
+
+
+def global_mean(per_digit: tf.Tensor) -> tf.Tensor:
+    """The mean over the whole global batch: this replica's sum over all replicas' digit count.
+
+    The optimizer sums gradients over replicas, so this gives exactly the single-device gradient,
+    also for a last batch split unevenly (a replica may even get no digit).
+    """
+    count = tf.cast(tf.shape(per_digit)[0], per_digit.dtype)
+    replica = tf.distribute.get_replica_context()
+    total = replica.all_reduce("SUM", count) if replica is not None else count
+    return tf.reduce_sum(per_digit) / total
 
 
 def build_model(arch: Architecture, beta: float = 1.0, seed: int | None = None) -> VAE:

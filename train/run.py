@@ -22,6 +22,7 @@ import tensorflow as tf
 from vae_runtime.errors import VaeDigitsError
 from vae_runtime.fileio import atomic_write_bytes, atomic_write_text
 from vae_train.data import NUM_CLASSES, load_mnist, make_dataset
+from vae_train.distribute import STRATEGIES, describe, make_strategy
 from vae_train.models import Architecture, build_model
 
 RUN_FORMAT = "vae-digits-run/1"
@@ -31,7 +32,7 @@ CURVES_FILE = "loss_curves.png"
 CHECKPOINTS = "checkpoints"
 MODEL_FILES = {"model": "model.keras", "encoder": "encoder.keras", "decoder": "decoder.keras"}
 LOSSES = ("total_loss", "reconstruction_loss", "kl_loss")
-RESUMABLE_CHANGES = ("epochs", "data", "keep_checkpoints", "tensorboard")
+RESUMABLE_CHANGES = ("epochs", "data", "keep_checkpoints", "tensorboard", "strategy")
 HISTORY_COLUMNS = ("epoch", *LOSSES, *(f"val_{loss}" for loss in LOSSES), "seconds")
 
 
@@ -52,6 +53,7 @@ class TrainConfig:
     data: str | None = None
     keep_checkpoints: int = 3
     tensorboard: bool = False
+    strategy: str = "auto"
 
     def __post_init__(self) -> None:
         if self.model not in ("vae", "cvae"):
@@ -62,6 +64,8 @@ class TrainConfig:
                 raise VaeDigitsError(f"--{name.replace('_', '-')} must be a positive integer")
         if len(self.filters) != 2 or not all(isinstance(f, int) and f > 0 for f in self.filters):
             raise VaeDigitsError("--filters must be two positive integers")
+        if self.strategy not in STRATEGIES:
+            raise VaeDigitsError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
         if not self.learning_rate > 0 or not self.beta >= 0:
             raise VaeDigitsError("--learning-rate must be > 0 and --beta must be >= 0")
 
@@ -102,13 +106,18 @@ def train(
     # path of this machine; --resume takes --data again and must be given the same bytes
     record["data"] = {**data.provenance, "train": len(data.x_train), "test": len(data.x_test)}
     record["config"]["data"] = data.source
-    record["setup"] = _setup(config)
+    strategy = make_strategy(config.strategy)  # before any other TensorFlow op of the run
+    record["setup"] = describe(strategy, config.strategy, config.batch_size)
     _write_record(out, record | {"status": "running"})
     if announce is not None:
         announce(record["setup"])
 
     keras.utils.set_random_seed(config.seed + done)
-    model = _load_checkpoint(out, done) if done else _compile(config)
+    with strategy.scope():  # the model's and the optimizer's variables are mirrored on every replica
+        model = _load_checkpoint(out, done) if done else _compile(config)
+        model.built = True  # its encoder and decoder are: spares fit a symbolic build the CVAE fails
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
     conditional = config.model == "cvae"
     train_set = make_dataset(
         data.x_train,
@@ -138,18 +147,6 @@ def train(
             callbacks=callbacks,
         )
     return _finish(out, model, record, time.perf_counter() - started)
-
-
-def _setup(config: TrainConfig) -> dict:
-    """Where the run trains: the strategy, replicas, batch per replica and devices."""
-    devices = [device.name.removeprefix("/device:") for device in tf.config.list_logical_devices()]
-    return {
-        "strategy": "default",
-        "replicas": 1,
-        "per_replica_batch": config.batch_size,
-        "global_batch": config.batch_size,
-        "devices": [d for d in devices if d.startswith(("CPU", "GPU"))][:1],
-    }
 
 
 class _StepProgress(keras.callbacks.Callback):
