@@ -32,6 +32,7 @@ class Strategy(StrEnum):
     auto = "auto"
     default = "default"
     mirrored = "mirrored"
+    multi_worker = "multi-worker"
 
 
 def _option(help: str, parser=None, **kwargs):

@@ -155,7 +155,21 @@ class VAE(keras.Model):
     def record(self, losses) -> dict[str, tf.Tensor]:
         for tracker, per_digit in zip(self.metrics, losses, strict=True):
             tracker.update_state(per_digit)  # a mean over digits, exact over replicas and partial batches
-        return {tracker.name: tracker.result() for tracker in self.metrics}
+        results = {tracker.name: tracker.result() for tracker in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces step results over workers along axis 0, which a scalar lacks
+            # (keras-team/keras#20585); the epoch logs stay scalar
+            results = {name: ops.reshape(value, (1,)) for name, value in results.items()}
+        return results
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras peeks a batch and reduces it over the workers before building symbolically, which
+        # fails for a (pixels, labels) batch under multi-worker training. train/run.py builds the model
+        # and the optimizer before fit, so there is nothing to build. A private Keras hook: Keras is
+        # pinned, and tests/test_distribute.py fails loudly if an upgrade changes it.
+        if self.built and self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def get_config(self) -> dict:
         return {

@@ -22,7 +22,7 @@ import tensorflow as tf
 from vae_runtime.errors import VaeDigitsError
 from vae_runtime.fileio import atomic_write_bytes, atomic_write_text
 from vae_train.data import NUM_CLASSES, load_mnist, make_dataset
-from vae_train.distribute import STRATEGIES, describe, make_strategy
+from vae_train.distribute import STRATEGIES, describe, is_chief, make_strategy
 from vae_train.models import Architecture, build_model
 
 RUN_FORMAT = "vae-digits-run/1"
@@ -98,17 +98,24 @@ def train(
         >>> train(TrainConfig(model="cvae", epochs=1, data="mnist.npz"), Path("runs/cvae"))
     """
     out = Path(out)
+    if resume and config.strategy == "multi-worker":
+        raise VaeDigitsError(
+            "--resume with --strategy multi-worker is not supported yet; start the run again, or resume it "
+            "on one machine with --strategy default"
+        )
+    strategy = make_strategy(config.strategy)  # before any other TensorFlow op of the run
+    chief = is_chief(strategy)  # only the chief writes the run directory
     record = _resume_record(out, config) if resume else None
     data = _load_data(config, record.get("data") if resume else None)  # before anything is written
-    record = record or _new_record(out, config)
+    record = record or _new_record(out, config, create=chief)
     done = _completed_epochs(out)
     # the data as a name, size and sha256: a run directory (and the bundles made from it) never holds a
     # path of this machine; --resume takes --data again and must be given the same bytes
     record["data"] = {**data.provenance, "train": len(data.x_train), "test": len(data.x_test)}
     record["config"]["data"] = data.source
-    strategy = make_strategy(config.strategy)  # before any other TensorFlow op of the run
     record["setup"] = describe(strategy, config.strategy, config.batch_size)
-    _write_record(out, record | {"status": "running"})
+    if chief:
+        _write_record(out, record | {"status": "running"})
     if announce is not None:
         announce(record["setup"])
 
@@ -127,10 +134,11 @@ def train(
         shuffle_seed=config.seed + done,
     )
     val_set = make_dataset(data.x_test, data.y_test, conditional=conditional, batch_size=config.batch_size)
-    callbacks = [_RunKeeper(out, config, report)]
+    keeper = _RunKeeper(out, config, report, writes=chief)
+    callbacks = [keeper]
     if progress is not None:
         callbacks.append(_StepProgress(progress, math.ceil(len(data.x_train) / config.batch_size)))
-    if config.tensorboard:
+    if config.tensorboard and chief:
         from vae_train.tensorboard import TensorBoardLog
 
         num_classes = config.architecture.num_classes
@@ -146,7 +154,8 @@ def train(
             verbose=0,
             callbacks=callbacks,
         )
-    return _finish(out, model, record, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return _finish(out, model, record, seconds) if chief else _summary(keeper.rows, seconds)
 
 
 class _StepProgress(keras.callbacks.Callback):
@@ -180,13 +189,15 @@ def _load_data(config: TrainConfig, recorded: dict | None):
     return data
 
 
-def _new_record(out: Path, config: TrainConfig) -> dict:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+def _new_record(out: Path, config: TrainConfig, create: bool = True) -> dict:
+    """A new run's record; with `create`, after claiming the run directory `out`."""
+    if create and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise VaeDigitsError(
             f"--out {out} already exists; pass --resume to continue it or choose a new --out"
         )
     try:
-        (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        if create:
+            (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise VaeDigitsError(f"cannot create --out {out} ({error.strerror})") from None
     return {
@@ -290,11 +301,13 @@ def _write_history(out: Path, rows: list[dict]) -> None:
 
 
 class _RunKeeper(keras.callbacks.Callback):
-    """Writes the history row, then the checkpoint, after every epoch; reports progress."""
+    """Writes the history row, then the checkpoint, after every epoch (`writes`: the chief's job);
+    reports progress and keeps this session's rows."""
 
-    def __init__(self, out: Path, config: TrainConfig, report: EpochReport):
+    def __init__(self, out: Path, config: TrainConfig, report: EpochReport, writes: bool = True):
         super().__init__()
-        self.out, self.config, self.report = out, config, report
+        self.out, self.config, self.report, self.writes = out, config, report, writes
+        self.rows: list[dict] = []
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self.started = time.perf_counter()
@@ -306,10 +319,12 @@ class _RunKeeper(keras.callbacks.Callback):
             **{k: float(logs[k]) for k in HISTORY_COLUMNS[1:-1]},
             "seconds": time.perf_counter() - self.started,
         }
-        history = [r for r in read_history(self.out) if r["epoch"] < number]
-        _write_history(self.out, [*history, row])
-        _save_model(self.model, _checkpoint_path(self.out, number))
-        self._prune_checkpoints(number)
+        self.rows.append(row)
+        if self.writes:
+            history = [r for r in read_history(self.out) if r["epoch"] < number]
+            _write_history(self.out, [*history, row])
+            _save_model(self.model, _checkpoint_path(self.out, number))
+            self._prune_checkpoints(number)
         self.report(row | {"epochs": self.config.epochs})
 
     def _prune_checkpoints(self, newest: int) -> None:
@@ -324,8 +339,14 @@ def _finish(out: Path, model: keras.Model, record: dict, seconds: float) -> dict
         _save_model(model if name == "model" else getattr(model, name), out / filename)
     history = read_history(out)
     _plot_curves(history, out / CURVES_FILE)
+    summary = _summary(history, seconds)
+    _write_record(out, record | {"status": "complete", "summary": summary})
+    return summary
+
+
+def _summary(history: list[dict], seconds: float) -> dict:
     last = history[-1]
-    summary = {
+    return {
         "epochs": last["epoch"],
         "train": {loss: last[loss] for loss in LOSSES},
         "validation": {loss: last[f"val_{loss}"] for loss in LOSSES},
@@ -333,8 +354,6 @@ def _finish(out: Path, model: keras.Model, record: dict, seconds: float) -> dict
         "seconds": round(sum(row["seconds"] for row in history), 2),
         "seconds_this_session": round(seconds, 2),
     }
-    _write_record(out, record | {"status": "complete", "summary": summary})
-    return summary
 
 
 def _plot_curves(history: list[dict], path: Path) -> None:
