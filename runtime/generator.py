@@ -69,9 +69,9 @@ class Generator:
         bundle) after checking its manifest and checksums.
 
         backend: "onnx", "tflite" or "auto": onnxruntime (fastest for a few digits, and the fastest to
-            start), with requests of BULK_ROWS digits or more sent to the bundle's static-shape TFLite
-            decoder when LiteRT is installed (opened on the first such request); LiteRT alone when
-            onnxruntime is missing.
+            start); requests of BULK_ROWS digits or more go to the bundle's static-shape TFLite
+            decoder if LiteRT is installed and it measures faster on this machine (timed once, on
+            the first such request); LiteRT alone when onnxruntime is missing.
         threads: for ONNX, how many chunks of a large request run at once (0: one per core).
         precision: None for the bundle's defaults (fp32), or e.g. "int8" for a shipped decoder
             variant (the encoder takes that precision too where the bundle has it).

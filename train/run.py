@@ -92,70 +92,172 @@ def train(
 ) -> dict:
     """Train (or resume) the run in `out`; returns the summary stored in its config.json.
 
-    `report` gets each epoch's row, `progress` each training step, `announce` the setup once.
+    `report` gets each epoch's row, `progress` each training step (on the chief), `announce` the
+    setup once. Under multi-worker every worker calls this; the chief alone writes `out`.
 
     Example:
         >>> train(TrainConfig(model="cvae", epochs=1, data="mnist.npz"), Path("runs/cvae"))
     """
     out = Path(out)
-    if resume and config.strategy == "multi-worker":
-        raise VaeDigitsError(
-            "--resume with --strategy multi-worker is not supported yet; start the run again, or resume it "
-            "on one machine with --strategy default"
-        )
     strategy = make_strategy(config.strategy)  # before any other TensorFlow op of the run
     chief = is_chief(strategy)  # only the chief writes the run directory
-    record = _resume_record(out, config) if resume else None
-    data = _load_data(config, record.get("data") if resume else None)  # before anything is written
-    record = record or _new_record(out, config, create=chief)
-    done = _completed_epochs(out)
-    # the data as a name, size and sha256: a run directory (and the bundles made from it) never holds a
-    # path of this machine; --resume takes --data again and must be given the same bytes
-    record["data"] = {**data.provenance, "train": len(data.x_train), "test": len(data.x_test)}
-    record["config"]["data"] = data.source
-    record["setup"] = describe(strategy, config.strategy, config.batch_size)
+    try:
+        start = _prepare(config, out, resume, chief)
+    except VaeDigitsError as error:
+        agree(strategy, {"error": str(error)})  # the other workers stop too, instead of waiting forever
+        raise
+    config, start = _follow_the_chief(strategy, chief, config, start)
+    setup = describe(strategy, config.strategy, config.batch_size)
     if chief:
-        _write_record(out, record | {"status": "running"})
+        # the data as a name, size and sha256: a run directory (and the bundles made from it) never
+        # holds a path of this machine; --resume takes --data again and must be given the same bytes
+        data = start.data
+        start.record |= {"setup": setup, "status": "running"}
+        start.record["data"] = {**data.provenance, "train": len(data.x_train), "test": len(data.x_test)}
+        start.record["config"] = asdict(config) | {"data": data.source}
+        _write_record(out, start.record)
     if announce is not None:
-        announce(record["setup"])
+        announce(setup)
+    with _precision(config.mixed_precision):
+        model = _build(strategy, config, out if chief else None, start.done)
+        keeper = _RunKeeper(out, config, report, writes=chief, history=start.history)
+        started = time.perf_counter()
+        _fit(model, config, start, _callbacks(config, out, start, keeper, progress))
+        seconds = time.perf_counter() - started
+        return _finish(out, model, config, start.record, seconds) if chief else _summary(keeper.rows, seconds)
 
-    keras.utils.set_random_seed(config.seed + done)
-    with strategy.scope():  # the model's and the optimizer's variables are mirrored on every replica
-        model = _load_checkpoint(out, done) if done else _compile(config)
+
+@dataclass
+class _Start:
+    """Where a worker starts: the run's record (the chief's), the data, the epochs already done and the
+    last history row."""
+
+    record: dict
+    data: Mnist
+    done: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def _prepare(config: TrainConfig, out: Path, resume: bool, chief: bool) -> _Start:
+    """Checks what this worker was given and loads its data; writes nothing but the empty run directory."""
+    if not chief:  # it takes the run from the chief
+        return _Start({}, load_mnist(config.data))
+    resume = resume or _restarted(out, config)
+    record = _resume_record(out, config) if resume else _new_record(out, config)
+    data = _load_data(config, record.get("data") if resume else None)
+    done = _completed_epochs(out)
+    if done:
+        _check_checkpoint(_checkpoint_path(out, done))
+    return _Start(record, data, done, read_history(out)[-1:] if done else [])
+
+
+def _restarted(out: Path, config: TrainConfig) -> bool:
+    """Whether `out` holds this very multi-worker run, interrupted: a worker restarted with the same
+    command (as a cluster restarts it) continues the run."""
+    if config.strategy != "multi-worker" or not (out / CONFIG_FILE).is_file():
+        return False
+    record = read_run(out)
+    stored = replace(TrainConfig(**record["config"]), data=config.data)
+    return record.get("status") == "running" and stored == config
+
+
+def _follow_the_chief(
+    strategy: tf.distribute.Strategy, chief: bool, config: TrainConfig, start: _Start
+) -> tuple[TrainConfig, _Start]:
+    """Every worker trains with the chief's settings from the chief's epoch, on the same data; a worker
+    that could not start stops them all. One worker: nothing changes."""
+    settings = {name: value for name, value in asdict(config).items() if name != "data"}
+    note = {"chief": chief, "settings": settings, "data": start.data.provenance}
+    notes = agree(strategy, note | {"done": start.done, "history": start.history})
+    failed = [note["error"] for note in notes if "error" in note]
+    if failed:
+        raise VaeDigitsError(f"another worker could not start: {failed[0]}")
+    chiefs = next(note for note in notes if note["chief"])
+    for note in notes:
+        if (note["data"]["size"], note["data"]["sha256"]) != (chiefs["data"]["size"], chiefs["data"]["sha256"]):
+            raise VaeDigitsError(
+                f"a worker's --data ({note['data']['name']}) is not the chief's ({chiefs['data']['name']}, "
+                f"sha256 {str(chiefs['data']['sha256'])[:12]}...); give every worker the same file"
+            )
+    start = replace(start, done=chiefs["done"], history=chiefs["history"])
+    return replace(config, **chiefs["settings"]), start
+
+
+@contextmanager
+def _precision(mixed: bool):
+    """Keras's dtype policy while the run builds and trains (mixed_float16: float16 maths, float32
+    weights), restored afterwards."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16" if mixed else "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _build(strategy: tf.distribute.Strategy, config: TrainConfig, checkpoints: Path | None, done: int):
+    """The model and its optimizer, mirrored on every replica, every worker holding the chief's state.
+
+    Every worker builds the same fresh model (creating variables is itself a collective step under
+    multi-worker), the chief loads its last checkpoint into it, and the others take the chief's values.
+    """
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        model = build_model(config.architecture, beta=config.beta, seed=config.seed)
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
         model.built = True  # its encoder and decoder are: spares fit a symbolic build the CVAE fails
-        if not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
-    conditional = config.model == "cvae"
-    train_set = make_dataset(
-        data.x_train,
-        data.y_train,
-        conditional=conditional,
-        batch_size=config.batch_size,
-        shuffle_seed=config.seed + done,
-    )
-    val_set = make_dataset(data.x_test, data.y_test, conditional=conditional, batch_size=config.batch_size)
-    keeper = _RunKeeper(out, config, report, writes=chief)
-    callbacks = [keeper]
-    if progress is not None:
-        callbacks.append(_StepProgress(progress, math.ceil(len(data.x_train) / config.batch_size)))
+        model.optimizer.build(model.trainable_variables)
+        if checkpoints is not None and done:
+            _restore(model, _checkpoint_path(checkpoints, done))
+    take_chiefs_state(strategy, model.variables + model.optimizer.variables)
+    return model
+
+
+def _callbacks(
+    config: TrainConfig, out: Path, start: _Start, keeper: _RunKeeper, progress: StepProgress | None
+) -> list[keras.callbacks.Callback]:
+    """The run keeper, and on the chief the step progress and the TensorBoard log."""
+    callbacks: list[keras.callbacks.Callback] = [keeper]
+    chief = keeper.writes
+    if progress is not None and chief:
+        callbacks.append(_StepProgress(progress, math.ceil(len(start.data.x_train) / config.batch_size)))
     if config.tensorboard and chief:
         from vae_train.tensorboard import TensorBoardLog
 
-        num_classes = config.architecture.num_classes
-        callbacks.append(TensorBoardLog(out, num_classes, config.latent_dim, config.seed))
-    started = time.perf_counter()
-    if done < config.epochs:  # else: killed after its last checkpoint, only the final files are missing
+        callbacks.append(TensorBoardLog(out, config.architecture.num_classes, config.latent_dim, config.seed))
+    return callbacks
+
+
+def _fit(model: keras.Model, config: TrainConfig, start: _Start, callbacks: list) -> None:
+    """Train the epochs not done yet (none: the run was killed after its last checkpoint).
+
+    Each epoch's order of the digits depends on the seed and the epoch alone, so a resumed run trains
+    on exactly what the uninterrupted run would have.
+    """
+    conditional = config.model == "cvae"
+    data = start.data
+    val_set = make_dataset(data.x_test, data.y_test, conditional=conditional, batch_size=config.batch_size)
+    for epoch in range(start.done, config.epochs):
+        train_set = make_dataset(
+            data.x_train,
+            data.y_train,
+            conditional=conditional,
+            batch_size=config.batch_size,
+            shuffle_seed=_shuffle_seed(config.seed, epoch),
+        )
         model.fit(
             train_set,
             validation_data=val_set,
-            epochs=config.epochs,
-            initial_epoch=done,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
             shuffle=False,
             verbose=0,
             callbacks=callbacks,
         )
-    seconds = time.perf_counter() - started
-    return _finish(out, model, record, seconds) if chief else _summary(keeper.rows, seconds)
+
+
+def _shuffle_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
 class _StepProgress(keras.callbacks.Callback):
