@@ -100,3 +100,13 @@ def test_vae_train_classifier_writes_a_working_onnx_judge(tmp_path, mnist):
     assert features.shape == (400, 128)
     assert (predicted == mnist.y_test).mean() == pytest.approx(summary["test_accuracy"], abs=1e-3)
     assert summary["test_accuracy"] > 0.5  # two epochs on 1,200 digits: far above chance (0.1)
+
+
+def test_eval_of_the_quality_bundle_uses_its_temperature_and_reports_the_elbo():
+    result = run_cli("vae-eval", "cvae-hq", "--data", str(DATA), "--per-label", "20", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["generation"]["temperature"] == 0.7
+    assert report["elbo_loss"] == pytest.approx(report["reconstruction_loss"] + report["kl_loss"])
+    assert report["total_loss"] == pytest.approx(report["reconstruction_loss"] + 0.5 * report["kl_loss"])
+    assert report["data"]["name"] == "mnist_small.npz" and len(report["data"]["sha256"]) == 64

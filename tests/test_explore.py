@@ -160,3 +160,58 @@ def test_untrusted_images_are_checked_before_decoding(tmp_path, monkeypatch):
         load_digit(big)
     with pytest.raises(VaeDigitsError, match="is not a file"):
         load_digit(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def hq():
+    from vae_runtime.generator import Generator
+
+    return Generator.load("cvae-hq")
+
+
+def test_the_quality_bundle_samples_its_prior_on_every_backend(hq):
+    assert hq.info.latent_dim == 16 and hq.prior is not None and hq.info.default_temperature == 0.7
+    digits = hq.generate([0, 4, 9], count=8, seed=3)
+    assert digits.shape == (24, 28, 28) and digits.std() > 30
+    pytest.importorskip("ai_edge_litert")
+    from vae_runtime.generator import Generator
+
+    lite = Generator.load("cvae-hq", backend="tflite")
+    other = lite.generate([0, 4, 9], count=8, seed=3).astype(int)
+    assert np.abs(other - digits.astype(int)).max() <= 1  # same seed, same digits, on every backend
+
+
+def test_explore_moves_any_two_of_a_large_latent_and_projects_clusters(tmp_path, hq, mnist):
+    image = latent_grid(hq, n=4, label=2, dims=(3, 11))
+    z = np.zeros((1, 16), np.float32)
+    z[0, 3], z[0, 11] = -2.0, 2.0  # the top-left tile
+    expected = np.rint(hq.decode(z, 2)[0] * 255).astype(np.uint8)
+    np.testing.assert_array_equal(image[:28, :28], expected)
+    result = run_cli(
+        "vae-explore",
+        "grid",
+        "--bundle",
+        "cvae-hq",
+        "--dims",
+        "3",
+        "11",
+        "--label",
+        "2",
+        "--n",
+        "4",
+        "--out",
+        str(tmp_path / "g.png"),
+    )
+    assert result.returncode == 0, result.stderr
+    if HAS_MATPLOTLIB:
+        result = run_cli(
+            "vae-explore",
+            "clusters",
+            "--bundle",
+            "cvae-hq",
+            "--data",
+            str(DATA),
+            "--out",
+            str(tmp_path / "c.png"),
+        )
+        assert result.returncode == 0 and "PCA of the 16-D z_mean to 2-D" in result.stdout, result.stderr

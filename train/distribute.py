@@ -126,7 +126,7 @@ def take_chiefs_state(strategy: tf.distribute.Strategy, variables: list) -> None
         context = tf.distribute.get_replica_context()
         source = context.replica_id_in_sync_group == 0
         # one reduction per variable: a batched one would need a single dtype (the counters are ints)
-        return [context.all_reduce("SUM", tf.where(source, v.value, tf.zeros_like(v.value))) for v in variables]
+        return [context.all_reduce("SUM", tf.where(source, v.value, tf.zeros_like(v))) for v in variables]
 
     @tf.function
     def broadcast():

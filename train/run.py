@@ -11,8 +11,10 @@ import json
 import math
 import platform
 import time
+import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import keras
@@ -21,8 +23,17 @@ import tensorflow as tf
 
 from vae_runtime.errors import VaeDigitsError
 from vae_runtime.fileio import atomic_write_bytes, atomic_write_text
+from vae_runtime.mnist import Mnist
 from vae_train.data import NUM_CLASSES, load_mnist, make_dataset
-from vae_train.distribute import STRATEGIES, describe, is_chief, make_strategy
+from vae_train.distribute import (
+    STRATEGIES,
+    agree,
+    describe,
+    is_chief,
+    is_other_worker,
+    make_strategy,
+    take_chiefs_state,
+)
 from vae_train.models import Architecture, build_model
 
 RUN_FORMAT = "vae-digits-run/1"
@@ -54,6 +65,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     tensorboard: bool = False
     strategy: str = "auto"
+    mixed_precision: bool = False
 
     def __post_init__(self) -> None:
         if self.model not in ("vae", "cvae"):
@@ -145,6 +157,7 @@ def _prepare(config: TrainConfig, out: Path, resume: bool, chief: bool) -> _Star
     resume = resume or _restarted(out, config)
     record = _resume_record(out, config) if resume else _new_record(out, config)
     data = _load_data(config, record.get("data") if resume else None)
+    _claim(out)
     done = _completed_epochs(out)
     if done:
         _check_checkpoint(_checkpoint_path(out, done))
@@ -169,15 +182,16 @@ def _follow_the_chief(
     settings = {name: value for name, value in asdict(config).items() if name != "data"}
     note = {"chief": chief, "settings": settings, "data": start.data.provenance}
     notes = agree(strategy, note | {"done": start.done, "history": start.history})
-    failed = [note["error"] for note in notes if "error" in note]
+    failed = [other["error"] for other in notes if "error" in other]
     if failed:
         raise VaeDigitsError(f"another worker could not start: {failed[0]}")
-    chiefs = next(note for note in notes if note["chief"])
-    for note in notes:
-        if (note["data"]["size"], note["data"]["sha256"]) != (chiefs["data"]["size"], chiefs["data"]["sha256"]):
+    chiefs = next(other for other in notes if other["chief"])
+    ours = chiefs["data"]
+    for theirs in (other["data"] for other in notes):
+        if (theirs["size"], theirs["sha256"]) != (ours["size"], ours["sha256"]):
             raise VaeDigitsError(
-                f"a worker's --data ({note['data']['name']}) is not the chief's ({chiefs['data']['name']}, "
-                f"sha256 {str(chiefs['data']['sha256'])[:12]}...); give every worker the same file"
+                f"a worker's --data ({theirs['name']}) is not the chief's ({ours['name']}, sha256 "
+                f"{str(ours['sha256'])[:12]}...); give every worker the same file"
             )
     start = replace(start, done=chiefs["done"], history=chiefs["history"])
     return replace(config, **chiefs["settings"]), start
@@ -291,23 +305,29 @@ def _load_data(config: TrainConfig, recorded: dict | None):
     return data
 
 
-def _new_record(out: Path, config: TrainConfig, create: bool = True) -> dict:
-    """A new run's record; with `create`, after claiming the run directory `out`."""
-    if create and out.exists() and (not out.is_dir() or any(out.iterdir())):
+def _new_record(out: Path, config: TrainConfig) -> dict:
+    """A new run's record, when `out` can be its run directory."""
+    if out.exists() and (not out.is_dir() or _holds_files(out)):
         raise VaeDigitsError(
             f"--out {out} already exists; pass --resume to continue it or choose a new --out"
         )
-    try:
-        if create:
-            (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise VaeDigitsError(f"cannot create --out {out} ({error.strerror})") from None
     return {
         "format": RUN_FORMAT,
         "config": asdict(config),
         "architecture": config.architecture.to_dict(),
         "versions": _versions(),
     }
+
+
+def _holds_files(directory: Path) -> bool:
+    return any(path.is_file() for path in directory.rglob("*"))
+
+
+def _claim(out: Path) -> None:
+    try:
+        (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise VaeDigitsError(f"cannot create --out {out} ({error.strerror})") from None
 
 
 def _resume_record(out: Path, config: TrainConfig) -> dict:
@@ -321,7 +341,17 @@ def _resume_record(out: Path, config: TrainConfig) -> dict:
 
 
 def resume_config(out: Path, overrides: dict) -> TrainConfig:
-    """The stored config of run `out` with `overrides`; only settings that may change may differ."""
+    """The stored config of run `out` with `overrides`; only settings that may change may differ.
+
+    A multi-worker worker other than the chief may have no copy of the run: it takes the run's
+    settings from the chief when training starts.
+
+    Example:
+        >>> resume_config(Path("runs/cvae"), {"epochs": 40}).epochs
+        40
+    """
+    if is_other_worker() and not (Path(out) / CONFIG_FILE).exists():
+        return TrainConfig(**{**overrides, "strategy": "multi-worker"})
     stored = TrainConfig(**read_run(out)["config"])
     changed = [
         name
@@ -359,17 +389,22 @@ def _checkpoint_path(out: Path, epoch: int) -> Path:
     return out / CHECKPOINTS / f"epoch-{epoch:04d}.keras"
 
 
-def _compile(config: TrainConfig) -> keras.Model:
-    model = build_model(config.architecture, beta=config.beta, seed=config.seed)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
-    return model
-
-
-def _load_checkpoint(out: Path, epoch: int) -> keras.Model:
-    path = _checkpoint_path(out, epoch)
+def _check_checkpoint(path: Path) -> None:
+    """Refuse a damaged checkpoint before training starts (and before other workers wait on this one)."""
     try:
-        return keras.models.load_model(path)
-    except Exception as error:  # a damaged zip or weights file can raise many types
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (OSError, zipfile.BadZipFile) as error:
+        raise VaeDigitsError(f"cannot resume from {path} ({error})") from None
+    if damaged is not None:
+        raise VaeDigitsError(f"cannot resume from {path} ({damaged} is damaged)")
+
+
+def _restore(model: keras.Model, path: Path) -> None:
+    """The weights, optimizer state and noise state of a checkpoint, into a model of its architecture."""
+    try:
+        model.load_weights(path)
+    except Exception as error:  # a damaged weights file can raise many types
         raise VaeDigitsError(f"cannot resume from {path} ({error})") from None
 
 
@@ -404,12 +439,14 @@ def _write_history(out: Path, rows: list[dict]) -> None:
 
 class _RunKeeper(keras.callbacks.Callback):
     """Writes the history row, then the checkpoint, after every epoch (`writes`: the chief's job);
-    reports progress and keeps this session's rows."""
+    reports progress and keeps the rows."""
 
-    def __init__(self, out: Path, config: TrainConfig, report: EpochReport, writes: bool = True):
+    def __init__(
+        self, out: Path, config: TrainConfig, report: EpochReport, writes: bool, history: list[dict]
+    ):
         super().__init__()
         self.out, self.config, self.report, self.writes = out, config, report, writes
-        self.rows: list[dict] = []
+        self.rows = list(history)  # the rows this worker knows: the run's last before, then this session's
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self.started = time.perf_counter()
@@ -436,14 +473,25 @@ class _RunKeeper(keras.callbacks.Callback):
                 _checkpoint_path(self.out, epoch).unlink(missing_ok=True)
 
 
-def _finish(out: Path, model: keras.Model, record: dict, seconds: float) -> dict:
+def _finish(out: Path, model: keras.Model, config: TrainConfig, record: dict, seconds: float) -> dict:
+    final = _in_float32(model, config)
     for name, filename in MODEL_FILES.items():
-        _save_model(model if name == "model" else getattr(model, name), out / filename)
+        _save_model(final if name == "model" else getattr(final, name), out / filename)
     history = read_history(out)
     _plot_curves(history, out / CURVES_FILE)
     summary = _summary(history, seconds)
     _write_record(out, record | {"status": "complete", "summary": summary})
     return summary
+
+
+def _in_float32(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """The model to export: after mixed precision, a float32 copy (the weights are float32 already)."""
+    if not config.mixed_precision:
+        return model
+    with _precision(mixed=False):
+        copy = build_model(config.architecture, beta=config.beta, seed=config.seed)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _summary(history: list[dict], seconds: float) -> dict:
