@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import DATA, needs_tensorflow, run_cli
-from vae_runtime.evaluate import bce_sum, elbo_terms, kl_divergence
 from vae_runtime.generator import Generator
+from vae_runtime.tools.evaluate import bce_sum, elbo_terms, kl_divergence
 
 
 def test_bce_by_hand():
@@ -53,7 +53,7 @@ def test_cli_missing_data_file(tmp_path):
 
 
 def test_frechet_distance_by_hand(rng):
-    from vae_runtime.evaluate import frechet_distance
+    from vae_runtime.tools.evaluate import frechet_distance
 
     a = rng.standard_normal((20000, 3))
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
@@ -64,15 +64,15 @@ def test_frechet_distance_by_hand(rng):
 
 
 def test_mean_pairwise_distance_by_hand():
-    from vae_runtime.evaluate import mean_pairwise_distance
+    from vae_runtime.tools.evaluate import mean_pairwise_distance
 
     points = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 4.0]])
     assert mean_pairwise_distance(points) == pytest.approx((5 + 4 + 3) / 3)
 
 
 def test_generation_quality_of_the_embedded_cvae(mnist):
-    from vae_runtime.evaluate import CLASSIFIER, Judge, generation_quality
     from vae_runtime.generator import default_bundle
+    from vae_runtime.tools.evaluate import CLASSIFIER, Judge, generation_quality
 
     g = Generator.load()
     quality = generation_quality(
@@ -90,7 +90,7 @@ def test_missing_classifier_is_a_clear_error(tmp_path):
 
 @needs_tensorflow
 def test_vae_train_classifier_writes_a_working_onnx_judge(tmp_path, mnist):
-    from vae_runtime.evaluate import Judge
+    from vae_runtime.tools.evaluate import Judge
 
     out = tmp_path / "classifier"
     result = run_cli("vae-train", "classifier", "--data", str(DATA), "--out", str(out), "--epochs", "2")

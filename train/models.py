@@ -193,7 +193,9 @@ class VAE(keras.Model):
     def from_config(cls, config: dict):
         encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
         decoder = keras.saving.deserialize_keras_object(config.pop("decoder"))
-        return cls(encoder, decoder, **config)
+        model = cls(encoder, decoder, **config)
+        model.built = True  # its encoder and decoder are; so loading a .keras file restores the optimizer
+        return model
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

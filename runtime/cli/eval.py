@@ -52,9 +52,9 @@ def evaluate(
 ) -> None:
     """Report the ELBO terms on the test split next to training's, and the quality of generated digits."""
     from vae_runtime.cli.progress import Progress
-    from vae_runtime.evaluate import Judge, elbo_terms, find_classifier, generation_quality
     from vae_runtime.generator import Generator
     from vae_runtime.mnist import load_mnist_anywhere
+    from vae_runtime.tools.evaluate import Judge, elbo_terms, find_classifier, generation_quality
 
     g = Generator.load(bundle)
     judge = Judge(classifier or find_classifier(g.bundle)) if g.info.conditional else None
