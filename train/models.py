@@ -66,14 +66,6 @@ class Sampling(layers.Layer):
         offset = tf.cast(replica.replica_id_in_sync_group, seed.dtype) * REPLICA_SEED_STRIDE
         return seed + tf.stack([offset, tf.zeros_like(offset)])
 
-    def save_own_variables(self, store) -> None:
-        # Keras saves no random state; a checkpoint keeps it so that a resumed run draws on where it was
-        store["seed_generator_state"] = self.seed_generator.state
-
-    def load_own_variables(self, store) -> None:
-        if "seed_generator_state" in store:
-            self.seed_generator.state.assign(store["seed_generator_state"])
-
     def get_config(self) -> dict:
         return {**super().get_config(), "seed": self.seed}
 
@@ -109,10 +101,9 @@ def build_decoder(arch: Architecture) -> keras.Model:
     x = layers.Reshape((7, 7, arch.filters[1]))(x)
     x = layers.Conv2DTranspose(arch.filters[1], 3, strides=2, padding="same", activation="relu")(x)
     x = layers.Conv2DTranspose(arch.filters[0], 3, strides=2, padding="same", activation="relu")(x)
-    # float32 also under mixed precision: the sigmoid's output feeds the loss
-    image = layers.Conv2DTranspose(
-        1, arch.final_kernel, padding="same", activation="sigmoid", dtype="float32", name="image"
-    )(x)
+    image = layers.Conv2DTranspose(1, arch.final_kernel, padding="same", activation="sigmoid", name="image")(
+        x
+    )
     return keras.Model(inputs, image, name="decoder")
 
 
@@ -146,7 +137,6 @@ class VAE(keras.Model):
         """Per digit: total, reconstruction and KL loss (vectors, so any split of a batch adds up)."""
         images, _ = self.split(data)
         z_mean, z_log_var, reconstruction = self(data, training=training)
-        z_mean, z_log_var = ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")  # mixed precision
         reconstruction_loss = ops.sum(keras.losses.binary_crossentropy(images, reconstruction), axis=(1, 2))
         kl_loss = ops.sum(-0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var)), axis=1)
         return reconstruction_loss + self.beta * kl_loss, reconstruction_loss, kl_loss
@@ -154,7 +144,7 @@ class VAE(keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             losses = self.compute_losses(data, training=True)
-            loss = self.optimizer.scale_loss(global_mean(losses[0]))  # scaled under mixed precision
+            loss = global_mean(losses[0])
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
         return self.record(losses)
@@ -193,9 +183,7 @@ class VAE(keras.Model):
     def from_config(cls, config: dict):
         encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
         decoder = keras.saving.deserialize_keras_object(config.pop("decoder"))
-        model = cls(encoder, decoder, **config)
-        model.built = True  # its encoder and decoder are; so loading a .keras file restores the optimizer
-        return model
+        return cls(encoder, decoder, **config)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
