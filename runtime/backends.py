@@ -10,7 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
-from vae_runtime.errors import BundleError, VaeDigitsError
+from vae_runtime.errors import BundleError, VaeDigitsError, first_line
 from vae_runtime.quiet import native_output_silenced
 
 BACKENDS = ("onnx", "tflite")
@@ -41,7 +41,7 @@ class OnnxModel:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own non-public exception types
-            raise BundleError(f"cannot load {path.name} with onnxruntime ({_first_line(error)})") from None
+            raise BundleError(f"cannot load {path.name} with onnxruntime ({first_line(error)})") from None
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         self.input_shapes = {i.name: tuple(i.shape) for i in self.session.get_inputs()}
@@ -79,7 +79,7 @@ class TfliteModel:
                 for size, runner in self.runners.items():  # the first call allocates (and logs)
                     runner(**_zeros(runner.get_input_details(), size or 1))
         except Exception as error:  # LiteRT raises ValueError/RuntimeError with C++ text
-            raise BundleError(f"cannot load {path.name} with LiteRT ({_first_line(error)})") from None
+            raise BundleError(f"cannot load {path.name} with LiteRT ({first_line(error)})") from None
         runner = next(iter(self.runners.values()))
         inputs, outputs = runner.get_input_details(), runner.get_output_details()
         self.input_names = tuple(inputs)
@@ -199,8 +199,3 @@ def _tflite_shape(details: dict, static: bool) -> tuple[int | str, ...]:
     """The shape with "batch" on the batch axis: dynamic (-1), or a static signature's size."""
     signature = details.get("shape_signature", details["shape"])
     return tuple("batch" if d == -1 or (static and axis == 0) else int(d) for axis, d in enumerate(signature))
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__

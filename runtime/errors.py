@@ -15,3 +15,9 @@ class BundleError(VaeDigitsError):
 
 class WorkError(VaeDigitsError):
     """Good input, failed work: a check that did not pass, an output that could not be written."""
+
+
+def first_line(error: Exception, limit: int = 300) -> str:
+    """A library's exception as one short line for a VaeDigitsError message."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__

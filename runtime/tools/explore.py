@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_runtime.errors import VaeDigitsError
+from vae_runtime.errors import VaeDigitsError, first_line
 from vae_runtime.generator import Generator
 from vae_runtime.tools.images import grid
 
@@ -170,12 +170,7 @@ def _read_gray(path: Path) -> np.ndarray:
     except Image.DecompressionBombError:  # Pillow's own, larger limit, hit while reading the header
         raise VaeDigitsError(f"image {path} has more than {MAX_IMAGE_PIXELS:,} pixels") from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise VaeDigitsError(f"cannot read image {path} ({_first_line(error)})") from None
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__
+        raise VaeDigitsError(f"cannot read image {path} ({first_line(error)})") from None
 
 
 def clusters_png(g: Generator, images: np.ndarray, labels: np.ndarray) -> tuple[bytes, str]:
