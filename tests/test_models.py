@@ -34,9 +34,7 @@ def test_loss_falls_on_real_digits(tf_modules, mnist, kind):
     arch = models.Architecture(num_classes=10 if kind == "cvae" else None)
     model = models.build_model(arch, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    batch = data.make_dataset(
-        mnist.x_train[:256], mnist.y_train[:256], conditional=kind == "cvae", batch_size=256
-    )
+    batch = data.batches(data.examples(mnist.x_train[:256], mnist.y_train[:256], kind == "cvae"), 256)
     before = model.evaluate(batch, verbose=0, return_dict=True)
     model.fit(batch.repeat(30), verbose=0, shuffle=False)
     after = model.evaluate(batch, verbose=0, return_dict=True)

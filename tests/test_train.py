@@ -83,6 +83,83 @@ def test_resume_continues_from_the_last_completed_epoch(tmp_path):
     assert summary["epochs"] == 3 and read_run(out)["status"] == "complete"
 
 
+def test_a_run_killed_mid_epoch_and_resumed_ends_with_the_uninterrupted_weights(tmp_path):
+    """The same digits in the same order each epoch, the same noise, the optimizer's state: resuming
+    changes nothing. Progress comes after every step."""
+    from vae_train.run import TrainConfig, read_history, train
+
+    config = TrainConfig(model="cvae", epochs=2, batch_size=256, data=str(DATA), seed=3)
+    steps = []
+    train(config, tmp_path / "straight", report=lambda row: None, progress=lambda *step: steps.append(step))
+    assert steps == [(epoch, step, 5) for epoch in (1, 2) for step in range(1, 6)]  # 1,200 digits in 256s
+
+    def crash_in_epoch_two(epoch, step, steps):
+        if (epoch, step) == (2, 3):
+            raise Interrupted
+
+    resumed = tmp_path / "resumed"
+    with pytest.raises(Interrupted):
+        train(config, resumed, report=lambda row: None, progress=crash_in_epoch_two)
+    train(config, resumed, resume=True, report=lambda row: None)
+    for row, same in zip(read_history(resumed), read_history(tmp_path / "straight"), strict=True):
+        assert {**row, "seconds": 0} == {**same, "seconds": 0}
+    for name in ("encoder", "decoder"):
+        expected = weights(tmp_path / "straight" / f"{name}.keras")
+        for a, b in zip(weights(resumed / f"{name}.keras"), expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def weights(path) -> list[np.ndarray]:
+    import keras
+
+    import vae_train.models  # noqa: F401  (registers the classes)
+
+    return keras.models.load_model(path).get_weights()
+
+
+def tiny_mnist(path):
+    with np.load(DATA) as small:
+        np.savez(path, **{key: small[key][:8] for key in small.files})
+    return path
+
+
+def test_mixed_precision_trains_in_float16_resumes_and_saves_float32_models(tmp_path, monkeypatch):
+    """On a GPU in practice; here on the CPU, where float16 is slow: 8 digits, a batch of 8."""
+    import keras
+
+    from vae_train import run
+
+    monkeypatch.setattr(run, "_has_gpu", lambda: True)
+    out, data = tmp_path / "run", str(tiny_mnist(tmp_path / "tiny.npz"))
+    config = run.TrainConfig(model="cvae", epochs=1, batch_size=8, data=data, mixed_precision=True)
+    run.train(config, out, report=lambda row: None)
+    assert keras.config.dtype_policy().name == "float32"  # restored after the run
+    summary = run.train(run.resume_config(out, {"epochs": 2, "data": data}), out, resume=True, report=print)
+    assert summary["epochs"] == 2 and np.isfinite(summary["validation"]["total_loss"])
+    assert run.read_run(out)["config"]["mixed_precision"] is True
+    checkpoint = keras.models.load_model(out / "checkpoints" / "epoch-0002.keras")
+    assert isinstance(checkpoint.optimizer, keras.optimizers.LossScaleOptimizer)
+    policies = {layer.name: layer.dtype_policy.name for layer in checkpoint.decoder.layers}
+    assert policies["image"] == "float32" and "mixed_float16" in policies.values()
+    decoder = keras.models.load_model(out / "decoder.keras")  # what vae-export reads
+    assert {layer.dtype_policy.name for layer in decoder.layers} == {"float32"}
+    z, label = np.zeros((1, 2), np.float32), np.eye(10, dtype=np.float32)[:1]
+    np.testing.assert_allclose(
+        np.asarray(decoder([z, label])), np.asarray(checkpoint.decoder([z, label])), atol=2e-3
+    )  # the same weights; float16 maths differ in the third decimal
+
+
+def test_mixed_precision_needs_a_gpu(tmp_path, monkeypatch):
+    from vae_runtime.errors import VaeDigitsError
+    from vae_train import run
+
+    monkeypatch.setattr(run, "_has_gpu", lambda: False)
+    config = run.TrainConfig(epochs=1, data=str(DATA), mixed_precision=True)
+    with pytest.raises(VaeDigitsError, match="--mixed-precision needs a GPU"):
+        run.train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_needs_more_epochs(cvae_run):
     from vae_runtime.errors import VaeDigitsError
     from vae_train.run import resume_config, train
@@ -98,6 +175,15 @@ def test_resume_refuses_changed_hyperparameters(cvae_run):
 
     with pytest.raises(VaeDigitsError, match="--latent-dim, --beta differ from run"):
         resume_config(cvae_run, {"latent_dim": 3, "beta": 2.0, "epochs": 5})
+    with pytest.raises(VaeDigitsError, match="--mixed-precision differ from run"):
+        resume_config(cvae_run, {"mixed_precision": True})
+    changed = resume_config(cvae_run, {"epochs": 5, "strategy": "mirrored", "tensorboard": True})
+    assert (changed.epochs, changed.strategy, changed.tensorboard, changed.latent_dim) == (
+        5,
+        "mirrored",
+        True,
+        2,
+    )
 
 
 def test_cli_trains_one_epoch(tmp_path):

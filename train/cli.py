@@ -18,6 +18,7 @@ EXAMPLES = """[b]Examples[/b]
   vae-train --out runs/cvae --resume --epochs 20 --data mnist.npz
   vae-train --latent-dim 16 --filters 64 128 --dense-units 128 --tensorboard --out runs/big
   vae-train classifier --data mnist.npz --out runs/classifier
+  vae-train --strategy multi-worker --data mnist.npz --out runs/cvae   # on each worker, with TF_CONFIG
 
 Watch a run learn: [b]tensorboard --logdir runs/[/b] (with --tensorboard).
 """
@@ -69,8 +70,14 @@ def train(
     strategy: Annotated[
         Strategy | None,
         _option(
-            "auto (mirrored over 2+ GPUs, else default), default (one device) or mirrored (default: auto)."
+            "auto (mirrored over 2+ GPUs, else default), default (one device), mirrored (every GPU, "
+            "or logical CPU, of this machine) or multi-worker (several machines, from TF_CONFIG; see "
+            "README) (default: auto)."
         ),
+    ] = None,
+    mixed_precision: Annotated[
+        bool | None,
+        _option("mixed_float16 on a GPU (float32 weights, losses and final sigmoid); refused without one."),
     ] = None,
     tensorboard: Annotated[
         bool | None, _option("Write TensorBoard logs (losses, a grid of digits per epoch) into OUT/logs.")
@@ -99,6 +106,7 @@ def train(
         "keep_checkpoints": keep_checkpoints,
         "tensorboard": tensorboard,
         "strategy": strategy.value if strategy else None,
+        "mixed_precision": mixed_precision,
     }
     _train({name: value for name, value in given.items() if value is not None}, out, resume)
 

@@ -35,16 +35,17 @@ def to_inputs(images: np.ndarray, labels: np.ndarray, conditional: bool):
     return pixels, keras.utils.to_categorical(labels, NUM_CLASSES).astype("float32")
 
 
-def make_dataset(
-    images: np.ndarray,
-    labels: np.ndarray,
-    *,
-    conditional: bool,
-    batch_size: int,
-    shuffle_seed: int | None = None,
-) -> tf.data.Dataset:
-    """A batched, prefetched pipeline; shuffled (seeded, reshuffled each epoch) when a seed is given."""
-    dataset = tf.data.Dataset.from_tensor_slices(to_inputs(images, labels, conditional)).cache()
+def examples(images: np.ndarray, labels: np.ndarray, conditional: bool) -> tf.data.Dataset:
+    """The digits as model inputs, one by one: made once, the start of every epoch's pipeline.
+
+    Example:
+        >>> batches(examples(mnist.x_train, mnist.y_train, conditional=True), 128, shuffle_seed=0)
+    """
+    return tf.data.Dataset.from_tensor_slices(to_inputs(images, labels, conditional))
+
+
+def batches(digits: tf.data.Dataset, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
+    """`digits` batched and prefetched; shuffled in the order `shuffle_seed` sets, when given."""
     if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        digits = digits.shuffle(digits.cardinality(), seed=shuffle_seed)
+    return digits.batch(batch_size).prefetch(tf.data.AUTOTUNE)

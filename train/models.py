@@ -66,6 +66,14 @@ class Sampling(layers.Layer):
         offset = tf.cast(replica.replica_id_in_sync_group, seed.dtype) * REPLICA_SEED_STRIDE
         return seed + tf.stack([offset, tf.zeros_like(offset)])
 
+    def save_own_variables(self, store) -> None:
+        # Keras saves no random state; a checkpoint keeps it so that a resumed run draws on where it was
+        store["seed_generator_state"] = self.seed_generator.state
+
+    def load_own_variables(self, store) -> None:
+        if "seed_generator_state" in store:
+            self.seed_generator.state.assign(store["seed_generator_state"])
+
     def get_config(self) -> dict:
         return {**super().get_config(), "seed": self.seed}
 
@@ -101,9 +109,10 @@ def build_decoder(arch: Architecture) -> keras.Model:
     x = layers.Reshape((7, 7, arch.filters[1]))(x)
     x = layers.Conv2DTranspose(arch.filters[1], 3, strides=2, padding="same", activation="relu")(x)
     x = layers.Conv2DTranspose(arch.filters[0], 3, strides=2, padding="same", activation="relu")(x)
-    image = layers.Conv2DTranspose(1, arch.final_kernel, padding="same", activation="sigmoid", name="image")(
-        x
-    )
+    # float32 also under mixed precision: the sigmoid's output feeds the loss
+    image = layers.Conv2DTranspose(
+        1, arch.final_kernel, padding="same", activation="sigmoid", dtype="float32", name="image"
+    )(x)
     return keras.Model(inputs, image, name="decoder")
 
 
@@ -119,6 +128,9 @@ class VAE(keras.Model):
         self.total_loss_tracker = keras.metrics.Mean(name="total_loss")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        # its encoder and decoder are built: so fit skips a symbolic build (which fails on the CVAE's
+        # (pixels, labels) input) and loading a .keras file restores the optimizer's state too
+        self.built = True
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
@@ -137,6 +149,7 @@ class VAE(keras.Model):
         """Per digit: total, reconstruction and KL loss (vectors, so any split of a batch adds up)."""
         images, _ = self.split(data)
         z_mean, z_log_var, reconstruction = self(data, training=training)
+        z_mean, z_log_var = ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")  # mixed precision
         reconstruction_loss = ops.sum(keras.losses.binary_crossentropy(images, reconstruction), axis=(1, 2))
         kl_loss = ops.sum(-0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var)), axis=1)
         return reconstruction_loss + self.beta * kl_loss, reconstruction_loss, kl_loss
@@ -144,7 +157,7 @@ class VAE(keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             losses = self.compute_losses(data, training=True)
-            loss = global_mean(losses[0])
+            loss = self.optimizer.scale_loss(global_mean(losses[0]))  # scaled under mixed precision
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
         return self.record(losses)
@@ -164,9 +177,9 @@ class VAE(keras.Model):
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras peeks a batch and reduces it over the workers before building symbolically, which
-        # fails for a (pixels, labels) batch under multi-worker training. train/run.py builds the model
-        # and the optimizer before fit, so there is nothing to build. A private Keras hook: Keras is
-        # pinned, and tests/test_distribute.py fails loudly if an upgrade changes it.
+        # fails for a (pixels, labels) batch under multi-worker training. The model is built when made
+        # and train/run.py builds the optimizer before fit, so there is nothing to build. A private
+        # Keras hook: Keras is pinned, and tests/test_distribute.py fails loudly if an upgrade changes it.
         if self.built and self.optimizer is not None and self.optimizer.built:
             return
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)

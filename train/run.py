@@ -11,8 +11,10 @@ import json
 import math
 import platform
 import time
+import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import keras
@@ -21,8 +23,17 @@ import tensorflow as tf
 
 from vae_runtime.errors import VaeDigitsError
 from vae_runtime.fileio import atomic_write_bytes, atomic_write_text
-from vae_train.data import NUM_CLASSES, load_mnist, make_dataset
-from vae_train.distribute import STRATEGIES, describe, is_chief, make_strategy
+from vae_runtime.mnist import Mnist
+from vae_train.data import NUM_CLASSES, batches, examples, load_mnist
+from vae_train.distribute import (
+    STRATEGIES,
+    agree,
+    describe,
+    is_chief,
+    is_other_worker,
+    make_strategy,
+    take_chiefs_state,
+)
 from vae_train.models import Architecture, build_model
 
 RUN_FORMAT = "vae-digits-run/1"
@@ -54,6 +65,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     tensorboard: bool = False
     strategy: str = "auto"
+    mixed_precision: bool = False
 
     def __post_init__(self) -> None:
         if self.model not in ("vae", "cvae"):
@@ -92,70 +104,174 @@ def train(
 ) -> dict:
     """Train (or resume) the run in `out`; returns the summary stored in its config.json.
 
-    `report` gets each epoch's row, `progress` each training step, `announce` the setup once.
+    `report` gets each epoch's row, `progress` each training step (on the chief), `announce` the
+    setup once. Under multi-worker every worker calls this; the chief alone writes `out`.
 
     Example:
         >>> train(TrainConfig(model="cvae", epochs=1, data="mnist.npz"), Path("runs/cvae"))
     """
     out = Path(out)
-    if resume and config.strategy == "multi-worker":
-        raise VaeDigitsError(
-            "--resume with --strategy multi-worker is not supported yet; start the run again, or resume it "
-            "on one machine with --strategy default"
-        )
     strategy = make_strategy(config.strategy)  # before any other TensorFlow op of the run
     chief = is_chief(strategy)  # only the chief writes the run directory
-    record = _resume_record(out, config) if resume else None
-    data = _load_data(config, record.get("data") if resume else None)  # before anything is written
-    record = record or _new_record(out, config, create=chief)
-    done = _completed_epochs(out)
-    # the data as a name, size and sha256: a run directory (and the bundles made from it) never holds a
-    # path of this machine; --resume takes --data again and must be given the same bytes
-    record["data"] = {**data.provenance, "train": len(data.x_train), "test": len(data.x_test)}
-    record["config"]["data"] = data.source
-    record["setup"] = describe(strategy, config.strategy, config.batch_size)
+    try:
+        start = _prepare(config, out, resume, chief)
+    except VaeDigitsError as error:
+        agree(strategy, {"error": str(error)})  # the other workers stop too, instead of waiting forever
+        raise
+    config, start = _follow_the_chief(strategy, chief, config, start)
+    setup = describe(strategy, config.strategy, config.batch_size)
     if chief:
-        _write_record(out, record | {"status": "running"})
+        # the data as a name, size and sha256: a run directory (and the bundles made from it) never
+        # holds a path of this machine; --resume takes --data again and must be given the same bytes
+        data = start.data
+        start.record |= {"setup": setup, "status": "running"}
+        start.record["data"] = {**data.provenance, "train": len(data.x_train), "test": len(data.x_test)}
+        start.record["config"] = asdict(config) | {"data": data.source}
+        _write_record(out, start.record)
     if announce is not None:
-        announce(record["setup"])
+        announce(setup)
+    with _precision(config.mixed_precision):
+        model = _build(strategy, config, out if chief else None, start.done)
+        keeper = _RunKeeper(out, config, report, writes=chief, history=start.history)
+        started = time.perf_counter()
+        _fit(model, config, start, _callbacks(config, out, start, keeper, progress))
+        seconds = time.perf_counter() - started
+        return _finish(out, model, config, start.record, seconds) if chief else _summary(keeper.rows, seconds)
 
-    keras.utils.set_random_seed(config.seed + done)
-    with strategy.scope():  # the model's and the optimizer's variables are mirrored on every replica
-        model = _load_checkpoint(out, done) if done else _compile(config)
-        model.built = True  # its encoder and decoder are: spares fit a symbolic build the CVAE fails
-        if not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
-    conditional = config.model == "cvae"
-    train_set = make_dataset(
-        data.x_train,
-        data.y_train,
-        conditional=conditional,
-        batch_size=config.batch_size,
-        shuffle_seed=config.seed + done,
-    )
-    val_set = make_dataset(data.x_test, data.y_test, conditional=conditional, batch_size=config.batch_size)
-    keeper = _RunKeeper(out, config, report, writes=chief)
-    callbacks = [keeper]
-    if progress is not None:
-        callbacks.append(_StepProgress(progress, math.ceil(len(data.x_train) / config.batch_size)))
+
+@dataclass
+class _Start:
+    """Where a worker starts: the run's record (the chief's), the data, the epochs already done and the
+    last history row."""
+
+    record: dict
+    data: Mnist
+    done: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def _prepare(config: TrainConfig, out: Path, resume: bool, chief: bool) -> _Start:
+    """Checks what this worker was given and loads its data; writes nothing but the empty run directory."""
+    if config.mixed_precision and not _has_gpu():
+        raise VaeDigitsError(
+            "--mixed-precision needs a GPU: float16 maths on a CPU is far slower (about 60x here)"
+        )
+    if not chief:  # it takes the run from the chief
+        return _Start({}, load_mnist(config.data))
+    resume = resume or _restarted(out, config)
+    record = _resume_record(out, config) if resume else _new_record(out, config)
+    data = _load_data(config, record.get("data") if resume else None)
+    _claim(out)
+    done = _completed_epochs(out)
+    if done:
+        _check_checkpoint(_checkpoint_path(out, done))
+    return _Start(record, data, done, read_history(out)[-1:] if done else [])
+
+
+def _has_gpu() -> bool:
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def _restarted(out: Path, config: TrainConfig) -> bool:
+    """Whether `out` holds this very multi-worker run, interrupted: a worker restarted with the same
+    command (as a cluster restarts it) continues the run."""
+    if config.strategy != "multi-worker" or not (out / CONFIG_FILE).is_file():
+        return False
+    record = read_run(out)
+    stored = replace(TrainConfig(**record["config"]), data=config.data)
+    return record.get("status") == "running" and stored == config
+
+
+def _follow_the_chief(
+    strategy: tf.distribute.Strategy, chief: bool, config: TrainConfig, start: _Start
+) -> tuple[TrainConfig, _Start]:
+    """Every worker trains with the chief's settings from the chief's epoch, on the same data; a worker
+    that could not start stops them all. One worker: nothing changes."""
+    settings = {name: value for name, value in asdict(config).items() if name != "data"}
+    note = {"chief": chief, "settings": settings, "data": start.data.provenance}
+    notes = agree(strategy, note | {"done": start.done, "history": start.history})
+    failed = [other["error"] for other in notes if "error" in other]
+    if failed:
+        raise VaeDigitsError(f"another worker could not start: {failed[0]}")
+    chiefs = next(other for other in notes if other["chief"])
+    ours = chiefs["data"]
+    for theirs in (other["data"] for other in notes):
+        if (theirs["size"], theirs["sha256"]) != (ours["size"], ours["sha256"]):
+            raise VaeDigitsError(
+                f"a worker's --data ({theirs['name']}) is not the chief's ({ours['name']}, sha256 "
+                f"{str(ours['sha256'])[:12]}...); give every worker the same file"
+            )
+    start = replace(start, done=chiefs["done"], history=chiefs["history"])
+    return replace(config, **chiefs["settings"]), start
+
+
+@contextmanager
+def _precision(mixed: bool):
+    """Keras's dtype policy while the run builds and trains (mixed_float16: float16 maths, float32
+    weights), restored afterwards."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16" if mixed else "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _build(strategy: tf.distribute.Strategy, config: TrainConfig, checkpoints: Path | None, done: int):
+    """The model and its optimizer, mirrored on every replica, every worker holding the chief's state.
+
+    Every worker builds the same fresh model (creating variables is itself a collective step under
+    multi-worker), the chief loads its last checkpoint into it, and the others take the chief's values.
+    """
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        model = build_model(config.architecture, beta=config.beta, seed=config.seed)
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+        model.optimizer.build(model.trainable_variables)
+    if checkpoints is not None and done:  # outside the scope: a variable made in it is a collective step
+        _restore(model, _checkpoint_path(checkpoints, done))
+    take_chiefs_state(strategy, model.variables + model.optimizer.variables)
+    return model
+
+
+def _callbacks(
+    config: TrainConfig, out: Path, start: _Start, keeper: _RunKeeper, progress: StepProgress | None
+) -> list[keras.callbacks.Callback]:
+    """The run keeper, and on the chief the step progress and the TensorBoard log."""
+    callbacks: list[keras.callbacks.Callback] = [keeper]
+    chief = keeper.writes
+    if progress is not None and chief:
+        callbacks.append(_StepProgress(progress, math.ceil(len(start.data.x_train) / config.batch_size)))
     if config.tensorboard and chief:
         from vae_train.tensorboard import TensorBoardLog
 
-        num_classes = config.architecture.num_classes
-        callbacks.append(TensorBoardLog(out, num_classes, config.latent_dim, config.seed))
-    started = time.perf_counter()
-    if done < config.epochs:  # else: killed after its last checkpoint, only the final files are missing
+        callbacks.append(TensorBoardLog(out, config.architecture.num_classes, config.latent_dim, config.seed))
+    return callbacks
+
+
+def _fit(model: keras.Model, config: TrainConfig, start: _Start, callbacks: list) -> None:
+    """Train the epochs not done yet (none: the run was killed after its last checkpoint).
+
+    Each epoch's order of the digits depends on the seed and the epoch alone, so a resumed run trains
+    on exactly what the uninterrupted run would have.
+    """
+    conditional, data = config.model == "cvae", start.data
+    train_digits = examples(data.x_train, data.y_train, conditional)
+    val_set = batches(examples(data.x_test, data.y_test, conditional), config.batch_size)
+    for epoch in range(start.done, config.epochs):
         model.fit(
-            train_set,
+            batches(train_digits, config.batch_size, shuffle_seed=_shuffle_seed(config.seed, epoch)),
             validation_data=val_set,
-            epochs=config.epochs,
-            initial_epoch=done,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
             shuffle=False,
             verbose=0,
             callbacks=callbacks,
         )
-    seconds = time.perf_counter() - started
-    return _finish(out, model, record, seconds) if chief else _summary(keeper.rows, seconds)
+
+
+def _shuffle_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
 class _StepProgress(keras.callbacks.Callback):
@@ -189,23 +305,29 @@ def _load_data(config: TrainConfig, recorded: dict | None):
     return data
 
 
-def _new_record(out: Path, config: TrainConfig, create: bool = True) -> dict:
-    """A new run's record; with `create`, after claiming the run directory `out`."""
-    if create and out.exists() and (not out.is_dir() or any(out.iterdir())):
+def _new_record(out: Path, config: TrainConfig) -> dict:
+    """A new run's record, when `out` can be its run directory."""
+    if out.exists() and (not out.is_dir() or _holds_files(out)):
         raise VaeDigitsError(
             f"--out {out} already exists; pass --resume to continue it or choose a new --out"
         )
-    try:
-        if create:
-            (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise VaeDigitsError(f"cannot create --out {out} ({error.strerror})") from None
     return {
         "format": RUN_FORMAT,
         "config": asdict(config),
         "architecture": config.architecture.to_dict(),
         "versions": _versions(),
     }
+
+
+def _holds_files(directory: Path) -> bool:
+    return any(path.is_file() for path in directory.rglob("*"))
+
+
+def _claim(out: Path) -> None:
+    try:
+        (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise VaeDigitsError(f"cannot create --out {out} ({error.strerror})") from None
 
 
 def _resume_record(out: Path, config: TrainConfig) -> dict:
@@ -219,7 +341,17 @@ def _resume_record(out: Path, config: TrainConfig) -> dict:
 
 
 def resume_config(out: Path, overrides: dict) -> TrainConfig:
-    """The stored config of run `out` with `overrides`; only settings that may change may differ."""
+    """The stored config of run `out` with `overrides`; only settings that may change may differ.
+
+    A multi-worker worker other than the chief may have no copy of the run: it takes the run's
+    settings from the chief when training starts.
+
+    Example:
+        >>> resume_config(Path("runs/cvae"), {"epochs": 40}).epochs
+        40
+    """
+    if is_other_worker() and not (Path(out) / CONFIG_FILE).exists():
+        return TrainConfig(**{**overrides, "strategy": "multi-worker"})
     stored = TrainConfig(**read_run(out)["config"])
     changed = [
         name
@@ -257,17 +389,22 @@ def _checkpoint_path(out: Path, epoch: int) -> Path:
     return out / CHECKPOINTS / f"epoch-{epoch:04d}.keras"
 
 
-def _compile(config: TrainConfig) -> keras.Model:
-    model = build_model(config.architecture, beta=config.beta, seed=config.seed)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
-    return model
-
-
-def _load_checkpoint(out: Path, epoch: int) -> keras.Model:
-    path = _checkpoint_path(out, epoch)
+def _check_checkpoint(path: Path) -> None:
+    """Refuse a damaged checkpoint before training starts (and before other workers wait on this one)."""
     try:
-        return keras.models.load_model(path)
-    except Exception as error:  # a damaged zip or weights file can raise many types
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (OSError, zipfile.BadZipFile) as error:
+        raise VaeDigitsError(f"cannot resume from {path} ({error})") from None
+    if damaged is not None:
+        raise VaeDigitsError(f"cannot resume from {path} ({damaged} is damaged)")
+
+
+def _restore(model: keras.Model, path: Path) -> None:
+    """The weights, optimizer state and noise state of a checkpoint, into a model of its architecture."""
+    try:
+        model.load_weights(path)
+    except Exception as error:  # a damaged weights file can raise many types
         raise VaeDigitsError(f"cannot resume from {path} ({error})") from None
 
 
@@ -302,12 +439,14 @@ def _write_history(out: Path, rows: list[dict]) -> None:
 
 class _RunKeeper(keras.callbacks.Callback):
     """Writes the history row, then the checkpoint, after every epoch (`writes`: the chief's job);
-    reports progress and keeps this session's rows."""
+    reports progress and keeps the rows."""
 
-    def __init__(self, out: Path, config: TrainConfig, report: EpochReport, writes: bool = True):
+    def __init__(
+        self, out: Path, config: TrainConfig, report: EpochReport, writes: bool, history: list[dict]
+    ):
         super().__init__()
         self.out, self.config, self.report, self.writes = out, config, report, writes
-        self.rows: list[dict] = []
+        self.rows = list(history)  # the rows this worker knows: the run's last before, then this session's
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self.started = time.perf_counter()
@@ -334,14 +473,25 @@ class _RunKeeper(keras.callbacks.Callback):
                 _checkpoint_path(self.out, epoch).unlink(missing_ok=True)
 
 
-def _finish(out: Path, model: keras.Model, record: dict, seconds: float) -> dict:
+def _finish(out: Path, model: keras.Model, config: TrainConfig, record: dict, seconds: float) -> dict:
+    final = _in_float32(model, config)
     for name, filename in MODEL_FILES.items():
-        _save_model(model if name == "model" else getattr(model, name), out / filename)
+        _save_model(final if name == "model" else getattr(final, name), out / filename)
     history = read_history(out)
     _plot_curves(history, out / CURVES_FILE)
     summary = _summary(history, seconds)
     _write_record(out, record | {"status": "complete", "summary": summary})
     return summary
+
+
+def _in_float32(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """The model to export: after mixed precision, a float32 copy (the weights are float32 already)."""
+    if not config.mixed_precision:
+        return model
+    with _precision(mixed=False):
+        copy = build_model(config.architecture, beta=config.beta, seed=config.seed)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _summary(history: list[dict], seconds: float) -> dict:
