@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from vae_runtime.errors import VaeDigitsError
 from vae_runtime.prior import FORMAT, Prior
 
 ITERATIONS = 200
@@ -22,15 +23,22 @@ def fit_prior(
 ) -> Prior:
     """One mixture of `components` Gaussians per label (one in all for a plain VAE, labels None)."""
     groups = [z] if labels is None else [z[labels == label] for label in range(num_classes)]
+    needed = max(components, 2)  # k-means starts from distinct digits; a covariance needs two
+    for label, group in enumerate(groups):
+        if len(group) < needed:
+            which = "the data" if labels is None else f"label {label}"
+            raise VaeDigitsError(
+                f"{which} has {len(group)} training digits; a {components}-component prior needs {needed}"
+            )
     fitted = [fit_gmm(group, components, seed) for group in groups]
     return Prior(*(np.stack([mixture[i] for mixture in fitted]) for i in range(3)))
 
 
 def fit_gmm(x: np.ndarray, components: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """EM for a full-covariance Gaussian mixture, started from k-means: (weights, means, cholesky)."""
+    """EM for a full-covariance Gaussian mixture, started from k-means: (weights, means, cholesky).
+    x needs at least `components` rows and two."""
     x = np.asarray(x, np.float64)
     count, dim = x.shape
-    components = min(components, count)
     means = _kmeans(x, components, np.random.default_rng(seed))
     cholesky = np.repeat(
         np.linalg.cholesky(np.cov(x, rowvar=False) + RIDGE * np.eye(dim))[None], components, 0

@@ -8,6 +8,11 @@ Format: {"format": "vae-digits-prior", "format_version": 1, "kind": "gmm", "late
 "labels": [...] ([] for a plain VAE), "mixtures": [one per label, in label order (one for a VAE):
 {"weights": [K], "means": [K x d], "cholesky": [K x d x d] lower-triangular factors of the covariances}],
 "fitted_on": {...}}.
+
+Sampling, in this order (another runtime, the browser's included, picks components by the same rule):
+eps = rng.standard_normal((n, d), float32), then u = rng.random(n); row i takes component
+k = #{j : cumsum(weights)[j] <= u[i]} (capped at K - 1), so a zero-weight component is never chosen,
+and z = means[k] + temperature * cholesky[k] @ eps[i].
 """
 
 from __future__ import annotations
@@ -100,7 +105,7 @@ def _mixture(mixture: dict, components: int, latent_dim: int, bad) -> tuple[np.n
 def _array(value: object, shape: tuple[int, ...], bad) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer beyond float64
         raise bad(f"expected numbers of shape {list(shape)}") from None
     if array.shape != shape or not np.isfinite(array).all():
         raise bad(f"expected finite numbers of shape {list(shape)}")

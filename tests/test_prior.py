@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA, needs_tensorflow
-from vae_runtime import BundleError, Generator
+from vae_runtime import BundleError, Generator, VaeDigitsError
 from vae_runtime.manifest import sha256_hex
 from vae_runtime.prior import Prior
 
@@ -26,6 +26,35 @@ def test_em_recovers_a_known_mixture(rng):
     np.testing.assert_allclose(means[order], [[-6, 0], [6, 2]], atol=0.1)
     np.testing.assert_allclose(cholesky[order[0]] @ cholesky[order[0]].T, cov, atol=0.1)
     np.testing.assert_array_equal(fit_gmm(x, 2, seed=0)[1], means)  # deterministic for a seed
+
+
+def test_a_plain_vae_prior_round_trips_through_its_json(rng):
+    from vae_export.prior import fit_prior, prior_json
+
+    z = np.concatenate([rng.normal(-3, 0.5, (500, 3)), rng.normal(3, 0.5, (500, 3))])
+    fitted = fit_prior(z, None, num_classes=0, components=2)
+    text = json.dumps(prior_json(fitted, (), fitted_on={"split": "train", "digits": 1000}))
+    loaded = Prior.from_dict(json.loads(text), 3, ())
+    for name in ("weights", "means", "cholesky"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(fitted, name))
+    z_drawn = loaded.sample(None, rng.standard_normal((4000, 3)).astype(np.float32), rng.random(4000), 1.0)
+    assert z_drawn.dtype == np.float32
+    np.testing.assert_allclose(np.mean(z_drawn[:, 0] > 0), 0.5, atol=0.03)  # both modes drawn
+    np.testing.assert_allclose(np.abs(z_drawn).mean(), 3.0, atol=0.1)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (np.r_[[0] * 40, 1], "label 1 has 1 training digits; a 3-"),
+        (np.zeros(41, int), "label 1 has 0 training digits"),
+    ],
+)
+def test_a_label_with_fewer_digits_than_components_is_refused(rng, labels, message):
+    from vae_export.prior import fit_prior
+
+    with pytest.raises(VaeDigitsError, match=message):
+        fit_prior(rng.standard_normal((41, 2)), labels, num_classes=2, components=3)
 
 
 def document(latent_dim=2, labels=("a", "b"), weights=(0.25, 0.75), scale=1.0):
@@ -57,6 +86,7 @@ def document(latent_dim=2, labels=("a", "b"), weights=(0.25, 0.75), scale=1.0):
         (lambda d: d["mixtures"][0].update(cholesky=[[[1, 1], [0, 1]]] * 2), "lower-triangular"),
         (lambda d: d["mixtures"][0].update(cholesky=[[[0, 0], [0, 1]]] * 2), "positive diagonal"),
         (lambda d: d["mixtures"][0].update(means="x"), "numbers of shape"),
+        (lambda d: d["mixtures"][0].update(means=[[10**400, 0], [1, 1]]), "numbers of shape"),
         (lambda d: d.update(mixtures=[{"weights": [1.0] * 65}] * 2), "1-64"),
     ],
 )
@@ -72,6 +102,16 @@ def test_a_prior_too_large_to_build_is_refused_before_building_it():
     data["mixtures"] = [{"weights": [1 / 64] * 64, "means": "not read", "cholesky": "not read"}] * 10
     with pytest.raises(BundleError, match="is too large"):
         Prior.from_dict(data, 256, tuple(str(i) for i in range(10)))
+
+
+def test_an_unreadable_or_oversized_prior_file_is_refused(tmp_path):
+    path = tmp_path / "prior.json"
+    path.write_bytes(b"\xff{")
+    with pytest.raises(BundleError, match="prior.json is not readable JSON"):
+        Prior.load(path, 2, ("a", "b"))
+    path.write_bytes(b" " * (8 << 20) + b"{}")
+    with pytest.raises(BundleError, match="prior.json is larger than 8388608 bytes"):
+        Prior.load(path, 2, ("a", "b"))
 
 
 def test_sampling_follows_the_documented_stream(rng):

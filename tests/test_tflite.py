@@ -114,3 +114,33 @@ def test_all_omits_slower_variants_and_recommends_one_fast_file(cvae_run, tmp_pa
     assert fp16.note.startswith("slower than fp32 here") and not fp16.default
     written = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert {item["file"] for item in written["omitted"]} == {"decoder.fp16.tflite", "encoder.fp16.tflite"}
+
+
+@needs_tensorflow
+@needs_litert
+def test_an_older_bundle_with_a_dynamic_batch_tflite_file_still_runs(cvae_bundle, cvae_run, tmp_path):
+    import shutil
+
+    import tensorflow as tf
+
+    from vae_export.source import load_run
+    from vae_runtime.manifest import sha256_hex
+
+    old = tmp_path / "old"
+    shutil.copytree(cvae_bundle, old)
+    # how TFLite files were written before static shapes: one dynamic-batch signature
+    data = tf.lite.TFLiteConverter.from_keras_model(load_run(cvae_run).decoder).convert()
+    (old / "decoder.tflite").write_bytes(data)
+    manifest = json.loads((old / "manifest.json").read_text())
+    entry = next(f for f in manifest["files"] if f["path"] == "decoder.tflite")
+    del entry["batch_sizes"]
+    entry.update(sha256=sha256_hex(data), size=len(data))
+    (old / "manifest.json").write_text(json.dumps(manifest))
+
+    lite, onnx = Generator.load(old, backend="tflite"), Generator.load(old, backend="onnx")
+    assert lite.decoder.batch_sizes == ()
+    for rows in (1, 130):
+        z = np.random.default_rng(rows).standard_normal((rows, 2))
+        labels = np.arange(rows) % 10
+        np.testing.assert_allclose(lite.decode(z, labels), onnx.decode(z, labels), atol=1e-5)
+    assert Generator.load(old).bulk is None  # auto never routes bulk requests to a dynamic-batch file
