@@ -6,8 +6,8 @@ workers on loopback, on the same data and settings, in one run.
 Each configuration trains in fresh processes (logical devices and TF_CONFIG must be set before
 TensorFlow starts), one after the other. Reported per configuration: seconds per epoch (the run's
 history.csv; the first epoch pays for tracing), the ratio of the mean epoch to one device's, and the
-validation total loss. On a machine without accelerators the replicas share the same cores, so the
-ratios are the cost of the machinery, not a speed-up.
+validation total loss after each epoch. On a machine without accelerators the replicas share the same
+cores, so the ratios are the cost of the machinery, not a speed-up.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ config = TrainConfig(
 summary = train(config, Path(options["out"]), report=lambda row: None)
 rows = read_history(Path(options["out"])) if options["chief"] else []
 print(json.dumps({"epoch_seconds": [row["seconds"] for row in rows],
-                  "val_total_loss": summary["validation"]["total_loss"]}))
+                  "val_total_loss": [row["val_total_loss"] for row in rows]}))
 """
 CONFIGURATIONS = {  # name: (strategy, logical CPUs per process, processes)
     "one device": ("default", 1, 1),
@@ -57,7 +57,7 @@ def free_port() -> int:
 
 
 def run(strategy: str, logical_cpus: int, processes: int, data: Path, epochs: int, scratch: Path) -> dict:
-    """Train one configuration; the chief's (first process's) epoch seconds and validation loss."""
+    """Train one configuration; the chief's (first process's) epoch seconds and validation losses."""
     cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(processes)]}
     workers = []
     for index in range(processes):
@@ -90,13 +90,14 @@ def main() -> None:
             print(f"{name}: {results[name]}", file=sys.stderr, flush=True)
     baseline = statistics.mean(results["one device"]["epoch_seconds"])
     print(f"CVAE on {args.data.name}, {args.epochs} epochs, global batch 128, {os.cpu_count()} cores\n")
-    print("| configuration | seconds per epoch | mean epoch / one device's | validation total loss |")
+    print("| configuration | seconds per epoch | mean epoch / one device's | validation total by epoch |")
     print("|---|---|---|---|")
     for name, result in results.items():
         seconds = result["epoch_seconds"]
         ratio = statistics.mean(seconds) / baseline
         epochs = ", ".join(f"{s:.1f}" for s in seconds)
-        print(f"| {name} | {epochs} | {ratio:.2f} | {result['val_total_loss']:.2f} |")
+        losses = ", ".join(f"{loss:.2f}" for loss in result["val_total_loss"])
+        print(f"| {name} | {epochs} | {ratio:.2f} | {losses} |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
