@@ -87,7 +87,7 @@ function showInfo(g) {
     ["latent size", String(g.latentDim)],
     ["sampling", g.prior ? `Gaussian mixture per label (prior.json)` : "N(0, I)"],
     ["default temperature", info.default_temperature.toFixed(2)],
-    ["training", info.training?.epochs ? `${info.training.epochs} epochs` : "not recorded"],
+    ["training", info.training?.epochs ? plural(info.training.epochs, "epoch") : "not recorded"],
   ];
   if (validation) {
     const [total, reconstruction, kl] = [
@@ -106,9 +106,13 @@ function showInfo(g) {
   const isolation = crossOriginIsolated ? "cross-origin isolated" : "not cross-origin isolated";
   const more = crossOriginIsolated ? "; ?threads=N to choose" : "";
   $("footer").textContent =
-    `onnxruntime-web ${Generator.runtimeVersion} on ${threads} WebAssembly thread${threads > 1 ? "s" : ""} ` +
+    `onnxruntime-web ${Generator.runtimeVersion} on ${plural(threads, "WebAssembly thread")} ` +
     `(${isolation}${more}). ` +
     "Every file was checked against the bundle's manifest (sha256 and size) before use.";
+}
+
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 function definition(term, value) {
