@@ -116,12 +116,18 @@ def _train(explicit: dict, out: Path | None, resume: bool) -> None:
     from vae_train.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
+    from vae_train.distribute import is_other_worker
     from vae_train.run import TrainConfig, resume_config
     from vae_train.run import train as train_run
 
     out = out or Path("runs") / explicit.get("model", "cvae")
     config = resume_config(out, explicit) if resume else TrainConfig(**explicit)
-    print(f"training {config.model} for {config.epochs} epochs into {out}", flush=True)
+    writes = not (config.strategy == "multi-worker" and is_other_worker())
+    if writes:
+        epochs = f"{config.epochs} epoch{'s' * (config.epochs != 1)}"
+        print(f"training {config.model} for {epochs} into {out}", flush=True)
+    else:  # its settings may still change: it takes the chief's
+        print("training as a worker of a multi-worker run: the chief writes the run directory", flush=True)
     with Progress(1, "starting") as bar:
 
         def progress(epoch: int, step: int, steps: int) -> None:
@@ -138,10 +144,11 @@ def _train(explicit: dict, out: Path | None, resume: bool) -> None:
             announce=lambda setup: bar.line(_setup_line(setup)),
         )
     val, tr = summary["validation"], summary["train"]
+    files = f"; files in {out}" if writes else ""
     print(
         f"done in {summary['seconds_this_session']:.1f}s: train total {tr['total_loss']:.2f}, "
         f"validation total {val['total_loss']:.2f} (reconstruction "
-        f"{val['reconstruction_loss']:.2f} + KL {val['kl_loss']:.2f}); files in {out}"
+        f"{val['reconstruction_loss']:.2f} + KL {val['kl_loss']:.2f}){files}"
     )
 
 
