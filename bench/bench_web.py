@@ -27,7 +27,6 @@ import os
 import platform
 import statistics
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -257,21 +256,17 @@ def main() -> None:
 
     site = load_site_module()
     with tempfile.TemporaryDirectory() as scratch, sync_playwright() as playwright:
-        names = site.build(bundles, Path(scratch) / "site")
-        server = site.make_server(Path(scratch) / "site", port=0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        site_dir = Path(scratch) / "site"
+        names = site.build(bundles, site_dir)
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            base = f"http://127.0.0.1:{server.server_address[1]}/"
-            site_dir = Path(scratch) / "site"
-            results = [
-                measure_bundle(browser, base, site_dir, name, args.rounds, args.loads) for name in names
-            ]
+            with site.serving(site_dir) as base:
+                results = [
+                    measure_bundle(browser, base, site_dir, name, args.rounds, args.loads) for name in names
+                ]
             version = browser.version
         finally:
             browser.close()
-            server.shutdown()
-            server.server_close()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Chromium {version} headless"
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())

@@ -41,6 +41,15 @@ def cli_argv(command: str, *args: str) -> list[str]:
     return [sys.executable, "-c", code, *args]
 
 
+def keras_weights(path: Path) -> list[np.ndarray]:
+    """The weights of a saved .keras model of this package."""
+    import keras
+
+    import vae_train.models  # noqa: F401  (registers the classes)
+
+    return keras.models.load_model(path).get_weights()
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run a console script of this package in a fresh process, as a user would."""
     return subprocess.run(cli_argv(*args), capture_output=True, text=True, cwd=cwd, timeout=600)

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import DATA, cli_argv, needs_tensorflow
+from conftest import DATA, cli_argv, keras_weights, needs_tensorflow
 from vae_runtime.errors import VaeDigitsError
 
 pytestmark = needs_tensorflow
@@ -219,15 +219,7 @@ def run_workers(*argvs: list[str]) -> list[dict]:
 
 
 def weights(run) -> list[np.ndarray]:
-    import keras
-
-    import vae_train.models  # noqa: F401  (registers the classes)
-
-    return [
-        w
-        for name in ("encoder", "decoder")
-        for w in keras.models.load_model(run / f"{name}.keras").get_weights()
-    ]
+    return [w for name in ("encoder", "decoder") for w in keras_weights(run / f"{name}.keras")]
 
 
 def test_two_workers_equal_one_device_and_a_killed_worker_restarts_where_the_run_was(tmp_path, monkeypatch):

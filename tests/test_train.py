@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DATA, needs_tensorflow, run_cli
+from conftest import DATA, keras_weights, needs_tensorflow, run_cli
 
 pytestmark = needs_tensorflow
 
@@ -104,17 +104,9 @@ def test_a_run_killed_mid_epoch_and_resumed_ends_with_the_uninterrupted_weights(
     for row, same in zip(read_history(resumed), read_history(tmp_path / "straight"), strict=True):
         assert {**row, "seconds": 0} == {**same, "seconds": 0}
     for name in ("encoder", "decoder"):
-        expected = weights(tmp_path / "straight" / f"{name}.keras")
-        for a, b in zip(weights(resumed / f"{name}.keras"), expected, strict=True):
+        expected = keras_weights(tmp_path / "straight" / f"{name}.keras")
+        for a, b in zip(keras_weights(resumed / f"{name}.keras"), expected, strict=True):
             np.testing.assert_array_equal(a, b)
-
-
-def weights(path) -> list[np.ndarray]:
-    import keras
-
-    import vae_train.models  # noqa: F401  (registers the classes)
-
-    return keras.models.load_model(path).get_weights()
 
 
 def tiny_mnist(path):

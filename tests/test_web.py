@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,21 +123,10 @@ def site_dir(tmp_path_factory) -> Path:
     return out
 
 
-def _serve(site_dir: Path, isolation: bool) -> Iterator[str]:
-    server = site.make_server(site_dir, port=0, isolation=isolation)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
 @pytest.fixture(scope="module")
 def base_url(site_dir) -> Iterator[str]:
-    yield from _serve(site_dir, isolation=True)
+    with site.serving(site_dir) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -547,7 +535,7 @@ def test_the_prior_picks_components_and_scales_as_vae_runtime(open_page):
 def test_threads_run_only_under_cross_origin_isolation(browser, open_page, site_dir):
     page = _ready(open_page("?threads=2"))
     assert page.run("[crossOriginIsolated, window.vaeDigits.threads()]") == [True, 2]
-    for url in _serve(site_dir, isolation=False):
+    with site.serving(site_dir, isolation=False) as url:
         page = _ready(Page(browser, url + "?threads=2"))
         try:
             assert page.run("[crossOriginIsolated, window.vaeDigits.threads()]") == [False, 1]

@@ -149,13 +149,21 @@ function drawDigits(canvas, levels, columns) {
   context.clearRect(0, 0, canvas.width, canvas.height);
   const tile = context.createImageData(SIDE, SIDE);
   for (let n = 0; n < count; n++) {
-    for (let p = 0; p < PIXELS; p++) {
-      const grey = levels[n * PIXELS + p];
-      tile.data.set([grey, grey, grey, 255], p * 4);
-    }
+    paintTile(tile, levels, n);
     context.putImageData(tile, (n % columns) * (SIDE + 1), Math.floor(n / columns) * (SIDE + 1));
   }
   canvas.dataset.digits = String(count);
+}
+
+/** Digit `n` of `levels` (N x 784 grey levels) into a 28 x 28 ImageData: grey on black, or as white
+ * ink whose opacity is the grey level (`asInk`, to lay over other drawing). */
+function paintTile(tile, levels, n, asInk = false) {
+  const { data } = tile;
+  for (let p = 0; p < PIXELS; p++) {
+    const grey = levels[n * PIXELS + p];
+    data[p * 4] = data[p * 4 + 1] = data[p * 4 + 2] = asInk ? 255 : grey;
+    data[p * 4 + 3] = asInk ? grey : 255;
+  }
 }
 
 function clearDigits(canvas) {
@@ -353,13 +361,14 @@ async function renderPad(superseded = () => false) {
 }
 
 async function renderLabelStrip(z) {
-  const g = state.generator;
-  const labels = labelIndices(g);
-  const images = await g.decode(
-    labels.map(() => Array.from(z)),
-    labels,
-  );
-  drawDigits($("pad-labels"), toGreyLevels(images), LABEL_COLUMNS);
+  drawDigits($("pad-labels"), await everyLabel(state.generator, z), LABEL_COLUMNS);
+}
+
+/** One latent decoded with every label of a CVAE (a plain VAE: once), as grey levels. */
+async function everyLabel(g, z) {
+  const labels = g.conditional ? labelIndices(g) : null;
+  const rows = labels ? labels.map(() => Array.from(z)) : z;
+  return toGreyLevels(await g.decode(rows, labels));
 }
 
 let padBackground = null; // a canvas of decoded digits over the pad's two dimensions
@@ -382,7 +391,7 @@ async function renderPadBackground() {
   const context = padBackground.getContext("2d");
   const tile = context.createImageData(SIDE, SIDE);
   for (let n = 0; n < cells * cells; n++) {
-    for (let p = 0; p < PIXELS; p++) tile.data.set([255, 255, 255, levels[n * PIXELS + p]], p * 4);
+    paintTile(tile, levels, n, true);
     context.putImageData(tile, (n % cells) * SIDE, Math.floor(n / cells) * SIDE);
   }
   drawPad();
@@ -621,10 +630,8 @@ async function renderRestyle() {
   if (!pixels) return;
   const label = g.conditional ? Number($("draw-label").value) : null;
   const { zMean } = await g.encode(pixels, label);
-  const labels = g.conditional ? labelIndices(g) : null;
-  const rows = labels ? labels.map(() => Array.from(zMean)) : zMean;
   drawDigits($("drawn"), pixels, 1);
-  drawDigits($("restyled"), toGreyLevels(await g.decode(rows, labels)), labels ? LABEL_COLUMNS : 1);
+  drawDigits($("restyled"), await everyLabel(g, zMean), g.conditional ? LABEL_COLUMNS : 1);
   state.drawn = { pixels, label, zMean };
   $("draw-to-pad").disabled = false;
 }

@@ -5,28 +5,37 @@
 
 The site holds the page, the library, onnxruntime-web's two files and, per bundle, its manifest.json
 and the files the browser uses (the default ONNX decoder and encoder, prior.json when there is one),
-each checked against the manifest's sha256 and size while it is copied. Deploy it to any static host;
-serve it with `Cross-Origin-Opener-Policy: same-origin` and `Cross-Origin-Embedder-Policy:
-require-corp` for multi-threaded WebAssembly (the `_headers` file written into the site says so to
-Netlify and Cloudflare Pages). Python standard library only.
+each checked by vae_runtime as every consumer of a bundle checks it (the manifest, then each file's
+size and sha256) before it is copied. Deploy it to any static host; serve it with
+`Cross-Origin-Opener-Policy: same-origin` and `Cross-Origin-Embedder-Policy: require-corp` for
+multi-threaded WebAssembly (the `_headers` file written into the site says so to Netlify and
+Cloudflare Pages). Needs vae_runtime (`pip install .`); the server is Python's standard library.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import json
 import re
 import shutil
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+try:
+    from vae_runtime.errors import BundleError
+    from vae_runtime.generator import DEFAULT_BUNDLES, default_bundle
+    from vae_runtime.manifest import Manifest, ModelFile, read_manifest, verified_path
+except ImportError:
+    sys.exit("web/site.py needs vae_runtime: run it in the project's venv, or `pip install .` first")
+
 WEB = Path(__file__).resolve().parent
-EMBEDDED = WEB.parent / "runtime" / "bundles"  # the pretrained bundles shipped with vae_runtime
 ORT_DIST = WEB / "node_modules" / "onnxruntime-web" / "dist"
 ORT_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
 PAGE_FILES = ("index.html", "app.js", "style.css", "vae-digits.js")
@@ -90,8 +99,8 @@ def bundle_name(bundle: str) -> str:
 def bundle_dir(bundle: str) -> Path:
     """A bundle directory, or the embedded bundle of that name when there is no such directory."""
     path = Path(bundle)
-    if not path.is_dir() and (EMBEDDED / bundle / "manifest.json").is_file():
-        path = EMBEDDED / bundle
+    if not path.is_dir() and bundle in DEFAULT_BUNDLES:
+        path = default_bundle(bundle)
     if not (path / "manifest.json").is_file():
         raise SiteError(
             f"bundle {bundle} is not a bundle directory (no manifest.json) nor an embedded bundle"
@@ -99,45 +108,31 @@ def bundle_dir(bundle: str) -> Path:
     return path
 
 
-def browser_files(manifest: dict, bundle: Path) -> list[dict]:
+def browser_files(manifest: Manifest, bundle: Path) -> list[ModelFile]:
     """The manifest entries the page downloads: the default ONNX decoder and encoder, and the prior."""
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, list) or not all(isinstance(entry, dict) for entry in files):
-        raise SiteError(f"bundle {bundle}: manifest.json has no list of files")
-    chosen = [entry for entry in files if entry.get("role") == "prior"]
+    chosen = [manifest.prior] if manifest.prior else []
     for role in ("decoder", "encoder"):
-        found = [
-            e for e in files if e.get("role") == role and e.get("format") == "onnx" and e.get("default", True)
-        ]
-        if not found:
+        entry = manifest.find(role, "onnx")
+        if entry is None:
             raise SiteError(
                 f"bundle {bundle} has no default ONNX {role}: the browser runs ONNX files "
                 "(export with vae-export onnx or all)"
             )
-        chosen.append(found[0])
+        chosen.append(entry)
     return chosen
 
 
 def copy_bundle(source: Path, target: Path) -> None:
+    """The manifest and the files the browser uses, each checked as vae_runtime checks it."""
     try:
-        manifest = json.loads((source / "manifest.json").read_bytes())
-    except (OSError, ValueError) as error:
-        raise SiteError(f"bundle {source}: manifest.json is not readable JSON ({error})") from None
+        entries = browser_files(read_manifest(source), source)
+        checked = {entry.path: verified_path(source, entry) for entry in entries}
+    except BundleError as error:  # said of this bundle: "bundle runs/x: decoder.onnx does not match ..."
+        raise SiteError(f"bundle {source}: {str(error).removeprefix('bundle file ')}") from None
     target.mkdir(parents=True)
     shutil.copyfile(source / "manifest.json", target / "manifest.json")
-    for entry in browser_files(manifest, source):
-        name = str(entry.get("path", ""))
-        if Path(name).name != name or name in ("", ".", ".."):
-            raise SiteError(f"bundle {source}: manifest names {name!r}, which is not a file of the bundle")
-        try:
-            data = (source / name).read_bytes()
-        except OSError as error:
-            raise SiteError(f"bundle {source}: {name} cannot be read ({error.strerror})") from None
-        if len(data) != entry.get("size") or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-            raise SiteError(
-                f"bundle {source}: {name} does not match its manifest checksum (damaged or altered)"
-            )
-        (target / name).write_bytes(data)
+    for name, path in checked.items():
+        shutil.copyfile(path, target / name)
 
 
 def write_page(site: Path, bundles: list[str]) -> None:
@@ -189,8 +184,7 @@ def make_server(
     """An HTTP server for the built `site` (port 0: any free port, see server.server_address).
 
     Example:
-        server = make_server(Path("site"), port=0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        make_server(Path("site")).serve_forever()
     """
     site = Path(site)
     if not (site / "index.html").is_file():
@@ -200,6 +194,25 @@ def make_server(
         return ThreadingHTTPServer((host, port), functools.partial(handler, directory=str(site)))
     except OSError as error:
         raise SiteError(f"cannot serve on {host}:{port} ({error.strerror})") from None
+
+
+@contextmanager
+def serving(site: Path, isolation: bool = True) -> Iterator[str]:
+    """The built `site` served from a background thread on a free port of 127.0.0.1: yields its URL.
+
+    Example:
+        with serving(Path("site")) as url:
+            page.goto(url)
+    """
+    server = make_server(site, port=0, isolation=isolation)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def main(argv: list[str] | None = None) -> int:
