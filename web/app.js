@@ -27,7 +27,7 @@ window.vaeDigits = { state, timings, ready: main() };
 async function main() {
   try {
     // A thread per core unless ?threads=N: measured on an idle 2-core machine (README), two threads
-    // made batches 1.6x and pad updates 1.3x faster than one; on a busy machine one may do better.
+    // made batches 1.7x and pad updates 1.4x faster than one; on a busy machine one may do better.
     const generator = await Generator.load(chosenBundle(), { threads: urlNumber("threads", 0) });
     state.generator = generator;
     state.z = centre(generator, state.label);
