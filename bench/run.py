@@ -2,6 +2,7 @@
 
     python bench/run.py [--data mnist.npz] [--bundle DIR] [--train-epochs 10] [--skip-training]
                         [--full-reference] [--json bench/results/latest.json]
+                        [--compare DIR --compare DIR ...]
 
 1. Throughput (digits/s) at batch 1, 16 and 256 and single-digit latency (median, p99) for: the Keras
    decoder under tf.function (the baseline, when TensorFlow is installed), the Generator, and every
@@ -10,6 +11,8 @@
    measured in the same run.
 2. Cold start: median wall time of fresh processes.
 3. Training (needs TensorFlow): see bench/training.py.
+4. With --compare: the decoders of several bundles side by side (MFLOP counted from each ONNX graph,
+   digits/s at batch 1 and 256 on onnxruntime and LiteRT fp32 and int8), interleaved in the same rounds.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from flops import graph_mflop
 
 from vae_runtime.backends import available, open_model
 from vae_runtime.generator import Generator, default_bundle
@@ -35,7 +39,7 @@ from vae_runtime.manifest import read_manifest
 
 BATCHES = (1, 16, 256)
 BASELINE = "keras tf.function (baseline)"
-DECODER_MFLOP = 11.3  # multiply-adds x 2 per digit, for the seed architecture
+COMPARED_FILES = (("onnx", "fp32"), ("tflite", "fp32"), ("tflite", "int8"))
 
 
 def sgemm_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -248,6 +252,9 @@ def main() -> None:
     parser.add_argument("--train-epochs", type=int, default=10, help="vae-train's epochs at most")
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument(
+        "--compare", type=Path, action="append", help="a bundle whose decoders to compare (repeatable)"
+    )
+    parser.add_argument(
         "--full-reference", action="store_true", help="train the reference 10 epochs, store its loss, stop"
     )
     args = parser.parse_args()
@@ -281,7 +288,7 @@ def main() -> None:
         }
     baseline = next((r for n, r in results.items() if "baseline" in n), None)
     gflops = sgemm_gflops()
-    ceiling = gflops * 1000 / DECODER_MFLOP
+    ceiling = gflops * 1000 / graph_mflop(args.bundle / manifest.find("decoder", "onnx").path)
     report = {
         "date": date,
         "machine": machine,
@@ -315,11 +322,49 @@ def main() -> None:
         print(
             f"goal  {goal['what']:<72}{goal['ratio']:>6.2f} (goal {goal['sign']} {goal['goal']})  {verdict}"
         )
+    if args.compare:
+        report["compare"] = compare_bundles(args.compare, args.seconds, args.rounds)
+        print_comparison(report["compare"])
     if not args.skip_training:
         report["training"] = training(args.data, args.train_epochs)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.json}")
+
+
+def compare_bundles(bundles: list[Path], seconds: float, rounds: int) -> list[dict]:
+    """Per bundle and decoder file of COMPARED_FILES: MFLOP and median digits/s at batch 1 and 256
+    (onnxruntime on its default threads, LiteRT on 2), every file once per round and batch."""
+    rows, contenders = [], []
+    for bundle in bundles:
+        manifest = read_manifest(bundle)
+        mflop = graph_mflop(bundle / manifest.find("decoder", "onnx").path)
+        for entry in manifest.files:
+            if entry.role != "decoder" or (entry.format, entry.precision) not in COMPARED_FILES:
+                continue
+            if available(entry.format):
+                model = open_model(bundle / entry.path, entry.format, 0 if entry.format == "onnx" else 2)
+                rows.append(
+                    {"bundle": bundle.name, "file": entry.path, "mflop": round(mflop, 2), "bytes": entry.size}
+                )
+                contenders.append((model.run, manifest, {1: [], 256: []}))
+    rng = np.random.default_rng(0)
+    for _ in range(rounds):
+        for batch in (1, 256):
+            for run, manifest, figures in contenders:
+                figures[batch].append(throughput(run, feeds_for(manifest, batch, rng), seconds))
+    for row, (_, _, figures) in zip(rows, contenders, strict=True):
+        row.update({f"batch {batch}": statistics.median(values) for batch, values in figures.items()})
+    return rows
+
+
+def print_comparison(rows: list[dict]) -> None:
+    print(f"{'bundle':<16}{'decoder file':<24}{'MFLOP':>7}{'KiB':>6}{'batch 1/s':>12}{'batch 256/s':>13}")
+    for row in rows:
+        print(
+            f"{row['bundle']:<16}{row['file']:<24}{row['mflop']:>7.1f}{row['bytes'] / 1024:>6.0f}"
+            f"{row['batch 1']:>12.0f}{row['batch 256']:>13.0f}"
+        )
 
 
 def print_tflite_files(rows: list[dict]) -> None:
