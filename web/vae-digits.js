@@ -12,11 +12,13 @@
  *   const g = await Generator.load("bundles/cvae/");
  *   const sevens = await g.generate(7, { count: 16, seed: 0 });  // Uint8Array, 16 x 28 x 28, 0 = black
  *
- * "onnxruntime-web" is a bare module name: map it with an import map (the demo page maps it to
- * ort.wasm.bundle.min.mjs) or let a bundler resolve it.
+ * "onnxruntime-web/wasm" (onnxruntime-web's WebAssembly-only build) is a bare module name: map it with
+ * an import map (the demo page maps it to ort.wasm.bundle.min.mjs) or let a bundler resolve it; either
+ * way ort-wasm-simd-threaded.wasm must be served next to that module or named by ort.env.wasm.wasmPaths.
  */
-import * as ort from "onnxruntime-web";
+import * as ort from "onnxruntime-web/wasm";
 
+/** Pixels in one digit: 28 x 28. */
 export const PIXELS = 28 * 28;
 const MANIFEST = "manifest.json";
 const BUNDLE_FORMAT = "vae-digits-bundle";
@@ -35,6 +37,7 @@ const CHUNK = 512; // most rows per model call: bounds the WebAssembly heap
 
 /** Bad input: an argument, a file or a bundle. The message is one line that says what to do. */
 export class VaeDigitsError extends Error {
+  /** @param {string} message */
   constructor(message) {
     super(message);
     this.name = new.target.name;
@@ -52,6 +55,11 @@ export class BundleError extends VaeDigitsError {}
  *   const images = await g.decode([[0, 0], [1, -1]], 3);  // Float32Array, 2 x 28 x 28 in [0, 1]
  */
 export class Generator {
+  /**
+   * Use `Generator.load`: it checks the bundle and builds this.
+   * @param {{ info: Manifest, url: URL, decoder: Model, encoderModel: [BundleFile, Uint8Array],
+   *   prior: Prior | null, files: Record<string, BundleFile> }} parts
+   */
   constructor({ info, url, decoder, encoderModel, prior, files }) {
     this.info = info; // the manifest, as parsed from manifest.json
     this.url = url; // the bundle's base URL
@@ -59,6 +67,7 @@ export class Generator {
     this.files = files; // role -> the manifest entry of the file in use
     this.decoder = decoder;
     this.encoderModel = encoderModel; // verified bytes; the session opens on the first encode()
+    /** @type {Promise<Model> | null} */
     this.encoder = null;
   }
 
@@ -72,6 +81,10 @@ export class Generator {
    *
    * Example:
    *   const g = await Generator.load("bundles/vae/");
+   *
+   * @param {string | URL} bundleUrl
+   * @param {LoadOptions} [options]
+   * @returns {Promise<Generator>} rejects with a BundleError (a VaeDigitsError for bad options)
    */
   static async load(bundleUrl, { threads = 0, precision = null } = {}) {
     startRuntime(threads);
@@ -92,24 +105,30 @@ export class Generator {
     return new Generator({ info, url, decoder, encoderModel: [encoderEntry, encoderBytes], prior, files });
   }
 
+  /** Whether the bundle is a CVAE (it takes labels). @returns {boolean} */
   get conditional() {
     return this.info.kind === "cvae";
   }
 
+  /** @returns {number} the size of z */
   get latentDim() {
     return this.info.latent_dim;
   }
 
+  /** @returns {string[]} the label names ([] for a plain VAE) */
   get labels() {
     return this.info.labels;
   }
 
-  /** The WebAssembly threads onnxruntime-web runs on (1 unless the page is cross-origin isolated). */
+  /**
+   * The WebAssembly threads onnxruntime-web runs on (1 unless the page is cross-origin isolated).
+   * @returns {number}
+   */
   static get threads() {
-    return globalThis.crossOriginIsolated ? ort.env.wasm.numThreads : 1;
+    return globalThis.crossOriginIsolated ? (ort.env.wasm.numThreads ?? 1) : 1;
   }
 
-  /** The version of onnxruntime-web in use. */
+  /** The version of onnxruntime-web in use. @returns {string} */
   static get runtimeVersion() {
     return ort.env.versions?.web ?? "?";
   }
@@ -122,6 +141,10 @@ export class Generator {
    *
    * Example:
    *   const images = await g.decode(new Float32Array([0.5, -1]), "7");
+   *
+   * @param {Latents} z
+   * @param {Labels} [labels]
+   * @returns {Promise<Float32Array>}
    */
   async decode(z, labels = null) {
     const latents = asMatrix(z, "z", this.latentDim);
@@ -135,12 +158,17 @@ export class Generator {
    *
    * Example:
    *   const { zMean } = await g.encode(pixels28x28, 4);
+   *
+   * @param {ArrayLike<number>} images
+   * @param {Labels} [labels]
+   * @returns {Promise<Encoded>}
    */
   async encode(images, labels = null) {
     const pixels = asImages(images);
     const rows = pixels.length / PIXELS;
     const labelIds = this.#labelsFor(labels, rows);
     const encoder = await this.#openEncoder();
+    /** @type {Feed[]} */
     const feeds = [["image", pixels, [rows, 28, 28, 1]]];
     if (labelIds)
       feeds.push(["label", oneHot(labelIds, this.info.num_classes), [rows, this.info.num_classes]]);
@@ -159,6 +187,10 @@ export class Generator {
    *
    * Example:
    *   const digits = await g.generate(null, { count: 4, seed: 1 });  // 4 of each label
+   *
+   * @param {Labels} [labels]
+   * @param {SampleOptions} [options]
+   * @returns {Promise<Uint8Array>}
    */
   async generate(labels = null, { count = 1, seed = null, temperature = null } = {}) {
     const { z, labelIds } = this.sample(labels, { count, seed, temperature });
@@ -168,6 +200,10 @@ export class Generator {
   /**
    * The latents `generate` decodes: { z: Float32Array(N * latent_dim), labelIds: Int32Array | null }.
    * z comes from the bundle's prior (a Gaussian mixture per label) when it has one, else N(0, I).
+   *
+   * @param {Labels} [labels]
+   * @param {SampleOptions} [options]
+   * @returns {Sample}
    */
   sample(labels = null, { count = 1, seed = null, temperature = null } = {}) {
     const copies = positiveInt(count, "count");
@@ -191,6 +227,7 @@ export class Generator {
     const images = new Float32Array(rows * PIXELS);
     for (let start = 0; start < rows; start += CHUNK) {
       const size = Math.min(CHUNK, rows - start);
+      /** @type {Feed[]} */
       const feeds = [["z", data.subarray(start * d, (start + size) * d), [size, d]]];
       if (labelIds) {
         const ids = labelIds.subarray(start, start + size);
@@ -249,7 +286,11 @@ function labelId(item, names) {
   return item;
 }
 
-/** Float images in [0, 1] -> grey levels 0-255, rounded as numpy's rint(images * 255) in float32. */
+/**
+ * Float images in [0, 1] -> grey levels 0-255, rounded as numpy's rint(images * 255) in float32.
+ * @param {ArrayLike<number>} images
+ * @returns {Uint8Array}
+ */
 export function toGreyLevels(images) {
   const levels = new Uint8Array(images.length);
   for (let i = 0; i < images.length; i++) {
@@ -268,6 +309,11 @@ export function toGreyLevels(images) {
  *
  * Example:
  *   const digit = mnistLike(grey, 280, 280);  // Uint8Array(784) or null
+ *
+ * @param {ArrayLike<number> & Iterable<number>} grey width * height grey levels, row-major
+ * @param {number} width
+ * @param {number} height
+ * @returns {Uint8Array | null}
  */
 export function mnistLike(grey, width, height) {
   let brightest = 0;
@@ -333,6 +379,7 @@ function areaWeights(sourceSize, outSize) {
 
 // ---- onnxruntime-web ----
 
+/** @type {number | null} */
 let runtimeThreads = null;
 
 function startRuntime(threads) {
@@ -343,8 +390,9 @@ function startRuntime(threads) {
   const cores = globalThis.navigator?.hardwareConcurrency || 1;
   // Without cross-origin isolation there is no SharedArrayBuffer: onnxruntime-web would fall back to
   // one thread anyway. Its own default is half the cores, which is one thread on a 2-core machine.
-  runtimeThreads = globalThis.crossOriginIsolated ? threads || Math.min(cores, 16) : 1;
-  ort.env.wasm.numThreads = runtimeThreads;
+  const chosen = globalThis.crossOriginIsolated ? threads || Math.min(cores, 16) : 1;
+  runtimeThreads = chosen;
+  ort.env.wasm.numThreads = chosen;
   ort.env.logLevel = "error";
 }
 
@@ -376,25 +424,41 @@ function checkSignature(entry, session) {
   }
 }
 
+/** @typedef {[name: string, data: Float32Array, dims: number[]]} Feed  a model input */
+
 /** One session, one run at a time: onnxruntime-web's WebAssembly sessions are not re-entrant. */
 class Model {
+  /** @param {ort.InferenceSession} session */
   constructor(session) {
     this.session = session;
+    /** @type {Promise<unknown>} */
     this.queue = Promise.resolve();
   }
 
+  /**
+   * @param {Feed[]} feeds
+   * @param {string[]} outputNames
+   * @returns {Promise<Record<string, Float32Array>>}
+   */
   run(feeds, outputNames) {
     const result = this.queue.then(() => this.#run(feeds, outputNames));
     this.queue = result.catch(() => undefined);
     return result;
   }
 
+  /**
+   * @param {Feed[]} feeds
+   * @param {string[]} outputNames
+   * @returns {Promise<Record<string, Float32Array>>}
+   */
   async #run(feeds, outputNames) {
     const tensors = Object.fromEntries(
       feeds.map(([name, data, dims]) => [name, new ort.Tensor("float32", data, dims)]),
     );
     const outputs = await this.session.run(tensors);
-    const arrays = Object.fromEntries(outputNames.map((name) => [name, outputs[name].data]));
+    const arrays = Object.fromEntries(
+      outputNames.map((name) => [name, /** @type {Float32Array} */ (outputs[name].data)]),
+    );
     for (const tensor of Object.values(outputs)) tensor.dispose();
     return arrays;
   }
@@ -562,6 +626,7 @@ function parseEntry(entry, info) {
 /** The tensors a decoder or encoder of this kind and latent size must declare, as in expected_tensors. */
 function checkDeclaredTensors(entry, info) {
   const latent = ["batch", info.latent_dim];
+  /** @type {Record<string, (string | number)[]>} */
   const label = info.kind === "cvae" ? { label: ["batch", info.num_classes] } : {};
   const image = ["batch", 28, 28, 1];
   const [inputs, outputs] =
@@ -571,10 +636,12 @@ function checkDeclaredTensors(entry, info) {
           { image, ...label },
           { z_mean: latent, z_log_var: latent },
         ];
-  for (const [key, wanted] of [
+  /** @type {["inputs" | "outputs", Record<string, (string | number)[]>][]} */
+  const expected = [
     ["inputs", inputs],
     ["outputs", outputs],
-  ]) {
+  ];
+  for (const [key, wanted] of expected) {
     const declared = entry[key];
     const shapes = Array.isArray(declared)
       ? Object.fromEntries(declared.map((t) => [t?.name, t?.shape]))
@@ -708,14 +775,26 @@ function numbers(value, shape, bad) {
   return Float64Array.from(flat);
 }
 
+/** @typedef {{ cumulative: number[], means: Float64Array, cholesky: Float64Array }} Mixture */
+
 class Prior {
+  /**
+   * @param {Mixture[]} mixtures
+   * @param {number} latentDim
+   */
   constructor(mixtures, latentDim) {
     this.mixtures = mixtures; // one per label (one for a VAE): cumulative weights, means, cholesky (flat)
     this.latentDim = latentDim;
   }
 
   /** z for each row: component k of its label's mixture, k = #{j : cumulative[j] <= u} (capped),
-   * then means[k] + temperature * cholesky[k] @ eps: the rule of vae_runtime.prior.Prior.sample. */
+   * then means[k] + temperature * cholesky[k] @ eps: the rule of vae_runtime.prior.Prior.sample.
+   * @param {Int32Array | null} labelIds
+   * @param {Float32Array} eps
+   * @param {Float64Array} uniforms
+   * @param {number} temperature
+   * @returns {Float32Array}
+   */
   sample(labelIds, eps, uniforms, temperature) {
     const d = this.latentDim;
     const z = new Float32Array(eps.length);
@@ -789,6 +868,12 @@ function rotl(x, k) {
 
 // ---- argument checks ----
 
+/**
+ * @param {unknown} values
+ * @param {string} name
+ * @param {number} width
+ * @returns {{ data: Float32Array, rows: number }}
+ */
 function asMatrix(values, name, width) {
   let data;
   if (Array.isArray(values) && values.length > 0 && Array.isArray(values[0])) {
@@ -797,7 +882,7 @@ function asMatrix(values, name, width) {
     }
     data = Float32Array.from(values.flat());
   } else if (Array.isArray(values) || ArrayBuffer.isView(values)) {
-    data = Float32Array.from(values);
+    data = Float32Array.from(/** @type {ArrayLike<number>} */ (values));
   } else {
     throw new VaeDigitsError(`${name} must be an array of numbers, not ${typeof values}`);
   }
@@ -813,10 +898,15 @@ function asMatrix(values, name, width) {
   return { data, rows: data.length / width };
 }
 
-function asImages(values) {
-  if (!Array.isArray(values) && !ArrayBuffer.isView(values)) {
-    throw new VaeDigitsError(`images must be an array of pixels, not ${typeof values}`);
+/**
+ * @param {unknown} input
+ * @returns {Float32Array}
+ */
+function asImages(input) {
+  if (!Array.isArray(input) && !ArrayBuffer.isView(input)) {
+    throw new VaeDigitsError(`images must be an array of pixels, not ${typeof input}`);
   }
+  const values = /** @type {ArrayLike<number>} */ (input);
   if (values.length === 0 || values.length % PIXELS !== 0) {
     throw new VaeDigitsError(`images must hold N x 784 pixels (28 x 28 each), not ${values.length}`);
   }
@@ -860,3 +950,71 @@ function checkSeed(value) {
   }
   return value;
 }
+
+// ---- the types of the public API (for TypeScript users: the package's .d.ts) ----
+/**
+ * A label: its index (0 to num_classes - 1) or its name in the manifest's `labels`.
+ * @typedef {number | string} Label
+ */
+/**
+ * Labels for a call: one label, several, or null (a plain VAE; for `generate` on a CVAE: every label).
+ * @typedef {Label | Iterable<Label> | null} Labels
+ */
+/**
+ * Latents: N * latent_dim numbers in one flat array, or N arrays of latent_dim numbers.
+ * @typedef {ArrayLike<number> | ReadonlyArray<ReadonlyArray<number>>} Latents
+ */
+/**
+ * A model tensor as the manifest declares it.
+ * @typedef {{ name: string, shape: (number | string)[], dtype: string }} TensorSpec
+ */
+/**
+ * One entry of the manifest's `files`, checked.
+ * @typedef {object} BundleFile
+ * @property {string} path the file's name inside the bundle
+ * @property {"encoder" | "decoder" | "prior"} role
+ * @property {"onnx" | "tflite" | "json"} format
+ * @property {string} [precision] "fp32", "fp16", "int8"
+ * @property {string} sha256 64 hex digits
+ * @property {number} size bytes
+ * @property {boolean} default whether it is the default file of its role and format
+ * @property {TensorSpec[]} inputs
+ * @property {TensorSpec[]} outputs
+ */
+/**
+ * The bundle's manifest.json after the checks `load` makes; fields this library does not read are
+ * kept as they are (training epochs, losses, run id...).
+ * @typedef {object} ManifestFields
+ * @property {"vae-digits-bundle"} format
+ * @property {1} format_version
+ * @property {"vae" | "cvae"} kind
+ * @property {number} latent_dim
+ * @property {number} num_classes 0 for a plain VAE
+ * @property {string[]} labels the label names, [] for a plain VAE
+ * @property {number[]} image_shape [28, 28, 1]
+ * @property {number} default_temperature
+ * @property {BundleFile[]} files
+ */
+/** @typedef {ManifestFields & Record<string, unknown>} Manifest */
+/**
+ * Options of `Generator.load`.
+ * @typedef {object} LoadOptions
+ * @property {number} [threads] WebAssembly threads, 0-64 (0, the default: one per core when the page
+ *   is cross-origin isolated, else 1). The first load of the page decides: onnxruntime-web starts once.
+ * @property {string | null} [precision] a precision the bundle ships as ONNX ("int8"); null: the default
+ */
+/**
+ * Options of `generate` and `sample`.
+ * @typedef {object} SampleOptions
+ * @property {number} [count] digits per label (per call for a plain VAE), default 1
+ * @property {number | null} [seed] a non-negative safe integer; null draws a fresh seed
+ * @property {number | null} [temperature] the spread of z, in (0, 10]; null: the bundle's default
+ */
+/**
+ * What `sample` returns: the latents `generate` decodes and the label of each row.
+ * @typedef {{ z: Float32Array, labelIds: Int32Array | null }} Sample
+ */
+/**
+ * What `encode` returns: each N * latent_dim numbers.
+ * @typedef {{ zMean: Float32Array, zLogVar: Float32Array }} Encoded
+ */
