@@ -9,9 +9,7 @@ CI=true they fail instead.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,19 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import WEB, load_web_site, unavailable
 from vae_runtime import Generator
 from vae_runtime.generator import default_bundle
 from vae_runtime.prior import Prior
 
-WEB = Path(__file__).resolve().parent.parent / "web"
-CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser")
-# without these, chromium keeps calling home on a machine with no network
-CHROMIUM_ARGS = [
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PAGE_FILES = {
     "",
     "style.css",
@@ -46,25 +36,12 @@ PAGE_FILES = {
 LOADED = "document.body.dataset.status !== 'loading'"
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the browser tests must run)")
-    pytest.skip(reason)
-
-
-def _load_site_module():
-    spec = importlib.util.spec_from_file_location("vae_digits_site", WEB / "site.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-site = _load_site_module()
+site = load_web_site()
 
 
 def _needs_node_modules() -> None:
     if not all((site.ORT_DIST / name).is_file() for name in site.ORT_FILES):
-        _unavailable(f"onnxruntime-web is not installed: run `npm ci` in {WEB}")
+        unavailable(f"onnxruntime-web is not installed: run `npm ci` in {WEB}")
 
 
 def _reseal(bundle: Path, entry: dict | None = None, **fields) -> None:
@@ -127,21 +104,6 @@ def site_dir(tmp_path_factory) -> Path:
 def base_url(site_dir) -> Iterator[str]:
     with site.serving(site_dir) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = next((path for path in CHROMIUM_PATHS if Path(path).is_file()), None)
-    if executable is None:
-        _unavailable("chromium is not installed (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed (pip install playwright)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class Page:
@@ -272,6 +234,61 @@ def test_library_rejects_bad_input_with_one_line_errors(open_page):
     vae = _ready(open_page("?bundle=vae"))
     assert vae.run(script, ["g.decode([[0, 0]], 3)"]) == [
         "VaeDigitsError: this bundle is a plain VAE: it takes no labels (use null)"
+    ]
+
+
+def test_every_failure_of_load_is_a_one_line_vae_digits_error(open_page, base_url):
+    page = _ready(open_page())
+    script = """async (calls) => {
+        const { Generator, VaeDigitsError } = await import("./vae-digits.js");
+        const realFetch = window.fetch;
+        const results = [];
+        for (const [url, options, brokenFetch] of calls) {
+            // a response whose body cannot be read: a failure none of load's checks foresees
+            const unreadable = { ok: true, get body() { throw new TypeError("gone"); } };
+            if (brokenFetch) window.fetch = async () => unreadable;
+            try { await Generator.load(url, options); results.push("no error"); }
+            catch (error) {
+                const known = error instanceof VaeDigitsError ? "" : "NOT A VaeDigitsError ";
+                results.push(`${known}${error.name}: ${error.message}`);
+            }
+            finally { window.fetch = realFetch; }
+        }
+        return results;
+    }"""
+    calls = [
+        ["http://[::1", None, False],
+        ["https://", None, False],
+        ["data:text/plain,x", None, False],
+        [42, None, False],
+        ["bundles/cvae/", 5, False],
+        ["bundles/cvae/", {"precision": 8}, False],
+        ["bundles/cvae/", {"threads": 1.5}, False],
+        ["ftp://127.0.0.1/bundle/", None, False],
+        ["http://user:secret@127.0.0.1:9/bundle/", None, False],
+        ["bundles/nowhere", None, False],
+        ["bundles/cvae/", None, True],
+        ["bundles/cvae/", None, False],
+    ]
+    directory = "is not the URL of a directory (a path, or http(s)://host/path/)"
+    assert page.run(script, calls) == [
+        f'VaeDigitsError: bundleUrl "http://[::1" {directory}',
+        f'VaeDigitsError: bundleUrl "https://" {directory}',
+        f'VaeDigitsError: bundleUrl "data:text/plain,x" {directory}',
+        "VaeDigitsError: bundleUrl must be a URL string, not number",
+        "VaeDigitsError: options must be an object such as { threads: 2 }, not number",
+        'VaeDigitsError: precision must be a string such as "int8" or null, not number',
+        "VaeDigitsError: threads must be an integer in 0-64 (0: one per core), not 1.5",
+        "BundleError: bundle file manifest.json cannot be downloaded from ftp://127.0.0.1/bundle/manifest.json"
+        " (Failed to fetch)",
+        "BundleError: bundle file manifest.json cannot be downloaded from "
+        "http://user:secret@127.0.0.1:9/bundle/manifest.json (Failed to execute 'fetch' on 'Window': Request"
+        " cannot be constructed from a URL that includes credentials: "
+        "http://user:secret@127.0.0.1:9/bundle/manifest.json)",
+        "BundleError: bundle file manifest.json is missing "
+        f"(HTTP 404 from {base_url}bundles/nowhere/manifest.json)",
+        "BundleError: the bundle at bundles/cvae/ cannot be loaded (TypeError: gone)",
+        "no error",
     ]
 
 

@@ -40,12 +40,18 @@ export class VaeDigitsError extends Error {
   /** @param {string} message */
   constructor(message) {
     super(message);
-    this.name = new.target.name;
+    this.name = "VaeDigitsError"; // spelled out: a minifier renames classes
   }
 }
 
 /** A bundle that is missing, malformed, tampered with or not loadable. */
-export class BundleError extends VaeDigitsError {}
+export class BundleError extends VaeDigitsError {
+  /** @param {string} message */
+  constructor(message) {
+    super(message);
+    this.name = "BundleError";
+  }
+}
 
 /**
  * A loaded bundle: its manifest, an onnxruntime-web decoder and (opened on first use) encoder.
@@ -84,9 +90,26 @@ export class Generator {
    *
    * @param {string | URL} bundleUrl
    * @param {LoadOptions} [options]
-   * @returns {Promise<Generator>} rejects with a BundleError (a VaeDigitsError for bad options)
+   * @returns {Promise<Generator>} rejects with a BundleError (a VaeDigitsError for bad arguments)
    */
-  static async load(bundleUrl, { threads = 0, precision = null } = {}) {
+  static async load(bundleUrl, options = {}) {
+    try {
+      return await Generator.#load(bundleUrl, options);
+    } catch (error) {
+      if (error instanceof VaeDigitsError) throw error;
+      // a failure no check foresaw (the browser's, onnxruntime-web's): still one line, still a BundleError
+      const where = String(bundleUrl).slice(0, 200);
+      throw new BundleError(`the bundle at ${where} cannot be loaded (${errorName(error)}: ${firstLine(error)})`);
+    }
+  }
+
+  /**
+   * @param {string | URL} bundleUrl
+   * @param {LoadOptions | null} options
+   * @returns {Promise<Generator>}
+   */
+  static async #load(bundleUrl, options) {
+    const { threads = 0, precision = null } = loadOptions(options);
     startRuntime(threads);
     const url = directoryUrl(bundleUrl);
     const info = parseManifest(await fetchManifest(url));
@@ -466,12 +489,41 @@ class Model {
 
 // ---- downloading and checking ----
 
+/**
+ * @param {unknown} options
+ * @returns {LoadOptions}
+ */
+function loadOptions(options) {
+  if (options === null || options === undefined) return {};
+  if (typeof options !== "object" || Array.isArray(options)) {
+    throw new VaeDigitsError(`options must be an object such as { threads: 2 }, not ${typeof options}`);
+  }
+  const { precision = null } = /** @type {LoadOptions} */ (options);
+  if (precision !== null && typeof precision !== "string") {
+    throw new VaeDigitsError(`precision must be a string such as "int8" or null, not ${typeof precision}`);
+  }
+  return /** @type {LoadOptions} */ (options);
+}
+
+/**
+ * @param {unknown} bundleUrl
+ * @returns {URL}
+ */
 function directoryUrl(bundleUrl) {
   if (typeof bundleUrl !== "string" && !(bundleUrl instanceof URL)) {
     throw new VaeDigitsError(`bundleUrl must be a URL string, not ${typeof bundleUrl}`);
   }
   const text = String(bundleUrl);
-  return new URL(text.endsWith("/") ? text : `${text}/`, globalThis.location?.href);
+  try {
+    const url = new URL(text.endsWith("/") ? text : `${text}/`, globalThis.location?.href);
+    new URL(MANIFEST, url); // an opaque URL (data:, javascript:) has no files under it
+    return url;
+  } catch {
+    throw new VaeDigitsError(
+      `bundleUrl ${JSON.stringify(text.slice(0, 200))} is not the URL of a directory ` +
+        "(a path, or http(s)://host/path/)",
+    );
+  }
 }
 
 async function fetchManifest(url) {
@@ -512,16 +564,22 @@ async function download(url, name, limit) {
     const what = response.status === 404 ? "is missing" : "cannot be downloaded";
     throw new BundleError(`bundle file ${name} ${what} (HTTP ${response.status} from ${url})`);
   }
-  const reader = response.body.getReader();
   const parts = [];
   let size = 0;
-  for (let part = await reader.read(); !part.done; part = await reader.read()) {
-    parts.push(part.value);
-    size += part.value.length;
-    if (size > limit) {
-      await reader.cancel();
-      break;
+  const reader = response.body?.getReader(); // no body (HTTP 204): no bytes
+  try {
+    while (reader) {
+      const part = await reader.read();
+      if (part.done) break;
+      parts.push(part.value);
+      size += part.value.length;
+      if (size > limit) {
+        await reader.cancel();
+        break;
+      }
     }
+  } catch (error) {
+    throw new BundleError(`bundle file ${name} broke off while downloading from ${url} (${firstLine(error)})`);
   }
   const bytes = new Uint8Array(size);
   let offset = 0;
@@ -550,9 +608,15 @@ function parseJson(bytes, name) {
   }
 }
 
+/** @param {unknown} error */
+function errorName(error) {
+  return error instanceof Error ? error.name : typeof error;
+}
+
+/** @param {unknown} error */
 function firstLine(error) {
-  const text = String(error?.message ?? error).trim();
-  return (text.split("\n")[0] || error?.name || "unknown error").slice(0, 200);
+  const text = String(error instanceof Error ? error.message : error).trim();
+  return (text.split("\n")[0] || errorName(error)).slice(0, 200);
 }
 
 // ---- the manifest (the checks of vae_runtime/manifest.py that this library relies on) ----
