@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gzip
+import importlib.util
 import json
 import os
 import re
@@ -34,11 +35,6 @@ from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar, NoReturn
-
-try:
-    import brotli
-except ImportError:  # gzip copies only
-    brotli = None
 
 try:
     from vae_runtime.errors import BundleError
@@ -66,11 +62,12 @@ MEDIA_TYPES = {
     ".wasm": "application/wasm",
     ".onnx": "application/octet-stream",
 }
-# Measured on the built site: these shrink to 15-35 % (the .wasm to 19 % with brotli, 26 % with gzip);
+# Measured on the built site: these shrink to 15-35 % (the .wasm to 16 % with brotli, 26 % with gzip);
 # float32 ONNX weights only to 92 %, not worth a copy.
 COMPRESSIBLE = frozenset({".html", ".js", ".mjs", ".css", ".json", ".wasm", ".svg", ".txt"})
 COPIES = {"br": ".br", "gzip": ".gz"}  # Content-Encoding -> suffix, in the order the server prefers them
 BROTLI_QUALITY = 11  # the smallest; about a minute for the .wasm, once per build
+HAS_BROTLI = importlib.util.find_spec("brotli") is not None  # else gzip copies only
 QUALITY = re.compile(r"q=(0(\.\d{0,3})?|1(\.0{0,3})?)")
 
 
@@ -183,13 +180,18 @@ def write_page(site: Path, bundles: list[str]) -> None:
 
 def compress_site(site: Path, brotli_quality: int) -> None:
     """Next to every compressible file, its gzip copy and (with the brotli package) its brotli copy."""
+    compressors: dict[str, Callable[[bytes], bytes]] = {
+        ".gz": functools.partial(gzip.compress, compresslevel=9, mtime=0)
+    }
+    if HAS_BROTLI:
+        import brotli
+
+        compressors[".br"] = functools.partial(brotli.compress, quality=brotli_quality)
     for path in sorted(site.rglob("*")):
         if path.suffix in COMPRESSIBLE and path.is_file():
             data = path.read_bytes()
-            copies = {".gz": gzip.compress(data, compresslevel=9, mtime=0)}
-            if brotli is not None:
-                copies[".br"] = brotli.compress(data, quality=brotli_quality)
-            for suffix, packed in copies.items():
+            for suffix, compress in compressors.items():
+                packed = compress(data)
                 if len(packed) < len(data):
                     path.with_name(path.name + suffix).write_bytes(packed)
 
@@ -370,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
 def copies_written(brotli_quality: int | None) -> str:
     if brotli_quality is None:
         return "no compressed copies"
-    if brotli is None:
+    if not HAS_BROTLI:
         return "gzip copies (no brotli: pip install brotli)"
     return f"gzip and brotli (quality {brotli_quality}) copies"
 

@@ -99,7 +99,9 @@ export class Generator {
       if (error instanceof VaeDigitsError) throw error;
       // a failure no check foresaw (the browser's, onnxruntime-web's): still one line, still a BundleError
       const where = String(bundleUrl).slice(0, 200);
-      throw new BundleError(`the bundle at ${where} cannot be loaded (${errorName(error)}: ${firstLine(error)})`);
+      throw new BundleError(
+        `the bundle at ${where} cannot be loaded (${errorName(error)}: ${firstLine(error)})`,
+      );
     }
   }
 
@@ -116,13 +118,15 @@ export class Generator {
     const decoderEntry = modelEntry(info, "decoder", precision);
     const encoderEntry = findFile(info, "encoder", "onnx", precision) ?? modelEntry(info, "encoder", null);
     const priorEntry = info.files.find((entry) => entry.role === "prior") ?? null;
-    const entries = [decoderEntry, encoderEntry, priorEntry].filter(Boolean);
-    const [decoderBytes, encoderBytes, priorBytes] = await Promise.all(
-      entries.map((entry) => fetchVerified(url, entry)),
-    );
-    const prior = priorBytes
-      ? parsePrior(parseJson(priorBytes, priorEntry.path), info, priorEntry.path)
-      : null;
+    const [decoderBytes, encoderBytes, priorBytes] = await Promise.all([
+      fetchVerified(url, decoderEntry),
+      fetchVerified(url, encoderEntry),
+      priorEntry && fetchVerified(url, priorEntry),
+    ]);
+    const prior =
+      priorEntry && priorBytes
+        ? parsePrior(parseJson(priorBytes, priorEntry.path), info, priorEntry.path)
+        : null;
     const decoder = await openModel(decoderEntry, decoderBytes);
     const files = { decoder: decoderEntry, encoder: encoderEntry, ...(priorEntry && { prior: priorEntry }) };
     return new Generator({ info, url, decoder, encoderModel: [encoderEntry, encoderBytes], prior, files });
@@ -244,6 +248,11 @@ export class Generator {
     return { z, labelIds };
   }
 
+  /**
+   * @param {{ data: Float32Array, rows: number }} latents
+   * @param {Int32Array | null} labelIds
+   * @returns {Promise<Float32Array>}
+   */
   async #decode(latents, labelIds) {
     const { data, rows } = latents;
     const d = this.latentDim;
@@ -267,6 +276,11 @@ export class Generator {
     return this.encoder;
   }
 
+  /**
+   * @param {Labels | undefined} labels
+   * @param {number} rows
+   * @returns {Int32Array | null}
+   */
   #labelsFor(labels, rows) {
     const ids = this.#labelIds(labels, false);
     if (ids === null || ids.length === rows) return ids;
@@ -274,6 +288,11 @@ export class Generator {
     throw new VaeDigitsError(`labels has ${ids.length} entries for ${rows} rows; give 1 or ${rows}`);
   }
 
+  /**
+   * @param {Labels | undefined} labels
+   * @param {boolean} everyByDefault
+   * @returns {Int32Array | null}
+   */
   #labelIds(labels, everyByDefault) {
     const names = this.info.labels;
     if (!this.conditional) {
@@ -294,6 +313,11 @@ export class Generator {
   }
 }
 
+/**
+ * @param {Label} item
+ * @param {string[]} names
+ * @returns {number}
+ */
 function labelId(item, names) {
   if (typeof item === "string") {
     const index = names.indexOf(item);
@@ -357,6 +381,13 @@ export function mnistLike(grey, width, height) {
   return canvas;
 }
 
+/**
+ * @param {ArrayLike<number>} grey
+ * @param {number} width
+ * @param {number} height
+ * @param {number} threshold
+ * @returns {Box}
+ */
 function inkBox(grey, width, height, threshold) {
   let [top, left, bottom, right] = [height, width, -1, -1];
   for (let y = 0; y < height; y++) {
@@ -372,8 +403,16 @@ function inkBox(grey, width, height, threshold) {
   return { top, left, width: right - left + 1, height: bottom - top + 1 };
 }
 
-/** The `box` of `grey` (row stride `stride`) averaged down to outWidth x outHeight: each output pixel
- * is the mean of the source area it covers, partial pixels weighted by their covered share. */
+/**
+ * The `box` of `grey` (row stride `stride`) averaged down to outWidth x outHeight: each output pixel
+ * is the mean of the source area it covers, partial pixels weighted by their covered share.
+ * @param {ArrayLike<number>} grey
+ * @param {number} stride
+ * @param {Box} box
+ * @param {number} outWidth
+ * @param {number} outHeight
+ * @returns {Float64Array}
+ */
 function resizeArea(grey, stride, box, outWidth, outHeight) {
   const rowWeights = areaWeights(box.height, outHeight);
   const columnWeights = areaWeights(box.width, outWidth);
@@ -386,9 +425,15 @@ function resizeArea(grey, stride, box, outWidth, outHeight) {
   return out;
 }
 
-/** [source index, output index, weight] triples: each output cell averages the sources it covers. */
+/**
+ * [source index, output index, weight] triples: each output cell averages the sources it covers.
+ * @param {number} sourceSize
+ * @param {number} outSize
+ * @returns {[number, number, number][]}
+ */
 function areaWeights(sourceSize, outSize) {
   const ratio = sourceSize / outSize;
+  /** @type {[number, number, number][]} */
   const weights = [];
   for (let o = 0; o < outSize; o++) {
     const [start, end] = [o * ratio, (o + 1) * ratio];
@@ -400,11 +445,16 @@ function areaWeights(sourceSize, outSize) {
   return weights;
 }
 
+/** @typedef {{ top: number, left: number, width: number, height: number }} Box  pixels */
+
 // ---- onnxruntime-web ----
 
 /** @type {number | null} */
 let runtimeThreads = null;
 
+/**
+ * @param {number} threads
+ */
 function startRuntime(threads) {
   if (!Number.isInteger(threads) || threads < 0 || threads > 64) {
     throw new VaeDigitsError(`threads must be an integer in 0-64 (0: one per core), not ${threads}`);
@@ -419,7 +469,12 @@ function startRuntime(threads) {
   ort.env.logLevel = "error";
 }
 
-/** A verified model file as an onnxruntime-web session whose tensors match the manifest. */
+/**
+ * A verified model file as an onnxruntime-web session whose tensors match the manifest.
+ * @param {BundleFile} entry
+ * @param {Uint8Array} bytes
+ * @returns {Promise<Model>}
+ */
 async function openModel(entry, bytes) {
   let session;
   try {
@@ -431,10 +486,15 @@ async function openModel(entry, bytes) {
   return new Model(session);
 }
 
+/**
+ * @param {BundleFile} entry
+ * @param {ort.InferenceSession} session
+ */
 function checkSignature(entry, session) {
+  /** @param {readonly { name: string, shape?: readonly (number | string)[] }[]} specs */
   const describe = (specs) =>
     specs
-      .map((t) => `${t.name} [${t.shape.join(", ")}]`)
+      .map((t) => `${t.name} [${(t.shape ?? []).join(", ")}]`)
       .sort()
       .join(", ");
   const declared = describe([...entry.inputs, ...entry.outputs]);
@@ -526,6 +586,10 @@ function directoryUrl(bundleUrl) {
   }
 }
 
+/**
+ * @param {URL} url
+ * @returns {Promise<unknown>}
+ */
 async function fetchManifest(url) {
   const bytes = await download(new URL(MANIFEST, url), MANIFEST, MAX_MANIFEST_BYTES);
   if (bytes.length > MAX_MANIFEST_BYTES) {
@@ -536,7 +600,12 @@ async function fetchManifest(url) {
   return parseJson(bytes, MANIFEST);
 }
 
-/** The bytes of a bundle file, after checking their size and sha256 against the manifest entry. */
+/**
+ * The bytes of a bundle file, after checking their size and sha256 against the manifest entry.
+ * @param {URL} url
+ * @param {BundleFile} entry
+ * @returns {Promise<Uint8Array>}
+ */
 async function fetchVerified(url, entry) {
   const bytes = await download(new URL(entry.path, url), entry.path, entry.size);
   if (bytes.length !== entry.size) {
@@ -552,7 +621,13 @@ async function fetchVerified(url, entry) {
   return bytes;
 }
 
-/** The body at `url`, read up to limit + 1 bytes: a file larger than it claims is never read whole. */
+/**
+ * The body at `url`, read up to limit + 1 bytes: a file larger than it claims is never read whole.
+ * @param {URL} url
+ * @param {string} name
+ * @param {number} limit
+ * @returns {Promise<Uint8Array>}
+ */
 async function download(url, name, limit) {
   let response;
   try {
@@ -579,7 +654,9 @@ async function download(url, name, limit) {
       }
     }
   } catch (error) {
-    throw new BundleError(`bundle file ${name} broke off while downloading from ${url} (${firstLine(error)})`);
+    throw new BundleError(
+      `bundle file ${name} broke off while downloading from ${url} (${firstLine(error)})`,
+    );
   }
   const bytes = new Uint8Array(size);
   let offset = 0;
@@ -590,16 +667,26 @@ async function download(url, name, limit) {
   return bytes;
 }
 
+/**
+ * @param {Uint8Array} bytes
+ * @returns {Promise<string>}
+ */
 async function sha256Hex(bytes) {
   if (!globalThis.crypto?.subtle) {
     throw new VaeDigitsError(
       "WebCrypto is not available to check the bundle: serve the page over https or from 127.0.0.1",
     );
   }
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const data = /** @type {Uint8Array<ArrayBuffer>} */ (bytes); // never a SharedArrayBuffer's view
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * @param {Uint8Array} bytes
+ * @param {string} name
+ * @returns {unknown} the parsed JSON, unchecked
+ */
 function parseJson(bytes, name) {
   try {
     return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
@@ -621,7 +708,11 @@ function firstLine(error) {
 
 // ---- the manifest (the checks of vae_runtime/manifest.py that this library relies on) ----
 
-/** Validate a parsed manifest.json; anything off raises a one-line BundleError naming the field. */
+/**
+ * Validate a parsed manifest.json; anything off raises a one-line BundleError naming the field.
+ * @param {any} data parsed JSON, checked here
+ * @returns {Manifest}
+ */
 function parseManifest(data) {
   if (!isObject(data)) throw new BundleError(`${MANIFEST} must hold a JSON object`);
   if (data.format !== BUNDLE_FORMAT) throw new BundleError(`${MANIFEST} is not a ${BUNDLE_FORMAT} manifest`);
@@ -656,18 +747,23 @@ function parseManifest(data) {
   if (typeof temperature !== "number" || !(temperature > 0 && temperature <= MAX_TEMPERATURE)) {
     throw new BundleError(`manifest default_temperature must be a number in (0, ${MAX_TEMPERATURE}]`);
   }
-  const info = {
+  const info = /** @type {Manifest} */ ({
     ...data,
     kind,
     latent_dim: latentDim,
     num_classes: numClasses,
     labels,
     default_temperature: temperature,
-  };
+  });
   info.files = data.files.map((entry) => parseEntry(entry, info));
   return info;
 }
 
+/**
+ * @param {any} entry parsed JSON, checked here
+ * @param {Manifest} info
+ * @returns {BundleFile}
+ */
 function parseEntry(entry, info) {
   if (!isObject(entry)) throw new BundleError("each entry of manifest 'files' must be an object");
   const path = entry.path;
@@ -682,12 +778,16 @@ function parseEntry(entry, info) {
   if (!/^[0-9a-f]{64}$/.test(entry.sha256))
     throw new BundleError(`manifest sha256 of "${path}" is not 64 hex digits`);
   const size = boundedInt(entry, "size", role === "prior" ? MAX_PRIOR_BYTES : MAX_FILE_BYTES);
-  const parsed = { ...entry, role, format, size, default: entry.default ?? true };
+  const parsed = /** @type {BundleFile} */ ({ ...entry, role, format, size, default: entry.default ?? true });
   if (role !== "prior" && format === "onnx") checkDeclaredTensors(parsed, info);
   return parsed;
 }
 
-/** The tensors a decoder or encoder of this kind and latent size must declare, as in expected_tensors. */
+/**
+ * The tensors a decoder or encoder of this kind and latent size must declare, as in expected_tensors.
+ * @param {BundleFile} entry
+ * @param {Manifest} info
+ */
 function checkDeclaredTensors(entry, info) {
   const latent = ["batch", info.latent_dim];
   /** @type {Record<string, (string | number)[]>} */
@@ -729,6 +829,13 @@ function checkDeclaredTensors(entry, info) {
   }
 }
 
+/**
+ * @param {Manifest} info
+ * @param {BundleFile['role']} role
+ * @param {BundleFile['format']} format
+ * @param {string | null} precision
+ * @returns {BundleFile | undefined}
+ */
 function findFile(info, role, format, precision) {
   return info.files.find(
     (entry) =>
@@ -738,6 +845,12 @@ function findFile(info, role, format, precision) {
   );
 }
 
+/**
+ * @param {Manifest} info
+ * @param {BundleFile['role']} role
+ * @param {string | null} precision
+ * @returns {BundleFile}
+ */
 function modelEntry(info, role, precision) {
   const entry = findFile(info, role, "onnx", precision);
   if (!entry) {
@@ -750,10 +863,21 @@ function modelEntry(info, role, precision) {
   return entry;
 }
 
+/**
+ * @param {unknown} value
+ * @returns {value is Record<string, any>}
+ */
 function isObject(value) {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/**
+ * @template {string} T
+ * @param {Record<string, any>} data
+ * @param {string} key
+ * @param {readonly T[]} allowed
+ * @returns {T}
+ */
 function oneOf(data, key, allowed) {
   if (!allowed.includes(data[key])) {
     throw new BundleError(
@@ -763,6 +887,12 @@ function oneOf(data, key, allowed) {
   return data[key];
 }
 
+/**
+ * @param {Record<string, any>} data
+ * @param {string} key
+ * @param {number} high
+ * @returns {number}
+ */
 function boundedInt(data, key, high) {
   const value = data[key];
   if (!Number.isInteger(value) || value < 1 || value > high) {
@@ -773,9 +903,15 @@ function boundedInt(data, key, high) {
 
 // ---- the prior (vae_runtime/prior.py) ----
 
-/** Validate prior.json for this bundle and return a sampler. */
+/**
+ * Validate prior.json for this bundle and return a sampler.
+ * @param {any} data parsed JSON, checked here
+ * @param {Manifest} info
+ * @param {string} [name]
+ * @returns {Prior}
+ */
 function parsePrior(data, info, name = "prior.json") {
-  const bad = (what) => new BundleError(`${name}: ${what}`);
+  const bad = (/** @type {string} */ what) => new BundleError(`${name}: ${what}`);
   const d = info.latent_dim;
   if (!isObject(data) || data.format !== PRIOR_FORMAT || data.format_version !== 1) {
     throw bad(`not a ${PRIOR_FORMAT} version 1 file`);
@@ -800,6 +936,13 @@ function parsePrior(data, info, name = "prior.json") {
   );
 }
 
+/**
+ * @param {any} mixture parsed JSON, checked here
+ * @param {number} components
+ * @param {number} d
+ * @param {(what: string) => BundleError} bad
+ * @returns {Mixture}
+ */
 function parseMixture(mixture, components, d, bad) {
   const weights = numbers(mixture.weights, [components], bad);
   const means = numbers(mixture.means, [components, d], bad);
@@ -821,9 +964,17 @@ function parseMixture(mixture, components, d, bad) {
   return { cumulative: weights.map((w) => (cumulative += w)), means, cholesky };
 }
 
-/** A nested array of the given shape as a flat Float64Array of finite numbers. */
+/**
+ * A nested array of the given shape as a flat Float64Array of finite numbers.
+ * @param {unknown} value
+ * @param {number[]} shape
+ * @param {(what: string) => BundleError} bad
+ * @returns {Float64Array}
+ */
 function numbers(value, shape, bad) {
+  /** @type {number[]} */
   const flat = [];
+  /** @type {(item: unknown, depth: number) => void} */
   const walk = (item, depth) => {
     if (depth === shape.length) {
       if (typeof item !== "number" || !Number.isFinite(item))
@@ -839,7 +990,7 @@ function numbers(value, shape, bad) {
   return Float64Array.from(flat);
 }
 
-/** @typedef {{ cumulative: number[], means: Float64Array, cholesky: Float64Array }} Mixture */
+/** @typedef {{ cumulative: Float64Array, means: Float64Array, cholesky: Float64Array }} Mixture */
 
 class Prior {
   /**
@@ -880,6 +1031,9 @@ class Prior {
 
 /** xoshiro128** seeded through splitmix32; normals by the Box-Muller transform. */
 class Random {
+  /**
+   * @param {number} seed a non-negative safe integer
+   */
   constructor(seed) {
     let state = (seed % 2 ** 32) ^ Math.imul(Math.floor(seed / 2 ** 32), 0x9e3779b9);
     const splitmix = () => {
@@ -910,10 +1064,18 @@ class Random {
     return ((this.next() >>> 5) * 67108864 + (this.next() >>> 6)) / 9007199254740992;
   }
 
+  /**
+   * @param {number} count
+   * @returns {Float64Array}
+   */
   uniforms(count) {
     return Float64Array.from({ length: count }, () => this.uniform());
   }
 
+  /**
+   * @param {number} count
+   * @returns {Float32Array}
+   */
   normals(count) {
     const values = new Float32Array(count);
     for (let i = 0; i < count; i += 2) {
@@ -926,6 +1088,10 @@ class Random {
   }
 }
 
+/**
+ * @param {number} x
+ * @param {number} k
+ */
 function rotl(x, k) {
   return (x << k) | (x >>> (32 - k));
 }
@@ -986,18 +1152,32 @@ function asImages(input) {
   return pixels;
 }
 
+/**
+ * @param {Int32Array} labelIds
+ * @param {number} classes
+ * @returns {Float32Array}
+ */
 function oneHot(labelIds, classes) {
   const rows = new Float32Array(labelIds.length * classes);
   labelIds.forEach((id, row) => (rows[row * classes + id] = 1));
   return rows;
 }
 
+/**
+ * @param {number} value
+ * @param {string} name
+ * @returns {number}
+ */
 function positiveInt(value, name) {
   if (!Number.isInteger(value) || value <= 0)
     throw new VaeDigitsError(`${name} must be a positive integer, not ${value}`);
   return value;
 }
 
+/**
+ * @param {number} value
+ * @returns {number}
+ */
 function checkTemperature(value) {
   if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
     throw new VaeDigitsError(`temperature must be a finite number > 0, not ${value}`);
@@ -1007,6 +1187,10 @@ function checkTemperature(value) {
   return value;
 }
 
+/**
+ * @param {number | null | undefined} value
+ * @returns {number}
+ */
 function checkSeed(value) {
   if (value === null || value === undefined) return crypto.getRandomValues(new Uint32Array(1))[0];
   if (!Number.isSafeInteger(value) || value < 0) {
