@@ -125,3 +125,22 @@ def test_the_bundled_app_draws_vae_runtimes_digits_on_threads(browser, app_url):
         f"(HTTP 404 from {app_url}bundles/none/manifest.json)"
     )
     assert errors == ["Failed to load resource: the server responded with a status of 404 (File not found)"]
+
+
+def test_without_its_wasm_the_app_says_how_to_serve_it(browser, app, app_url):
+    wasm = app / "dist" / "ort-wasm-simd-threaded.wasm"
+    aside = wasm.rename(wasm.with_suffix(".aside"))
+    page = browser.new_page()  # a fresh context: nothing cached
+    try:
+        page.goto(app_url)
+        page.wait_for_function("document.body.dataset.status === 'ready'", timeout=30_000)
+        error = page.evaluate("app.loadError('bundles/cvae/')")
+    finally:
+        page.close()
+        aside.rename(wasm)
+    assert error.startswith("VaeDigitsError VaeDigitsError: onnxruntime-web cannot start (no available")
+    assert error.endswith(
+        "): serve ort-wasm-simd-threaded.wasm (and .mjs) next to the script that imports it, "
+        "or name their folder in env.wasm.wasmPaths"
+    )
+    assert "\n" not in error

@@ -480,7 +480,15 @@ async function openModel(entry, bytes) {
   try {
     session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
   } catch (error) {
-    throw new BundleError(`${entry.path} is not a model onnxruntime-web can load (${firstLine(error)})`);
+    const reason = firstLine(error);
+    if (reason.startsWith("no available backend")) {
+      // onnxruntime-web's words when its WebAssembly did not start: the page's setup, not the model
+      throw new VaeDigitsError(
+        `onnxruntime-web cannot start (${reason}): serve ort-wasm-simd-threaded.wasm (and .mjs) ` +
+          "next to the script that imports it, or name their folder in env.wasm.wasmPaths",
+      );
+    }
+    throw new BundleError(`${entry.path} is not a model onnxruntime-web can load (${reason})`);
   }
   checkSignature(entry, session);
   return new Model(session);
