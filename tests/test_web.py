@@ -678,10 +678,10 @@ def test_serve_sends_files_without_compressed_copies_as_they_are(base_url, site_
     ],
 )
 def test_site_py_usage_errors_are_one_line_and_exit_2(capsys, args, message):
-    with pytest.raises(SystemExit) as exit:
+    with pytest.raises(SystemExit) as raised:
         site.main(args)
     command = args[0]
-    assert exit.value.code == 2
+    assert raised.value.code == 2
     assert capsys.readouterr().err == f"error: {message} (see python web/site.py {command} --help)\n"
 
 
