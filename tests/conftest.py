@@ -16,6 +16,15 @@ import numpy as np
 import pytest
 
 DATA = Path(__file__).parent / "data" / "mnist_small.npz"
+WEB = Path(__file__).resolve().parent.parent / "web"
+CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser")
+# without these, chromium keeps calling home on a machine with no network
+CHROMIUM_ARGS = [
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 HAS_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
@@ -53,6 +62,37 @@ def keras_weights(path: Path) -> list[np.ndarray]:
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run a console script of this package in a fresh process, as a user would."""
     return subprocess.run(cli_argv(*args), capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def unavailable(reason: str) -> None:
+    """Skip a browser test for a missing tool; with CI=true fail instead: there they must run."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: the browser tests must run)")
+    pytest.skip(reason)
+
+
+def load_web_site():
+    """web/site.py as a module (it is a script, not part of a package)."""
+    spec = importlib.util.spec_from_file_location("vae_digits_site", WEB / "site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless chromium driven by Playwright (no `playwright install`)."""
+    executable = next((path for path in CHROMIUM_PATHS if Path(path).is_file()), None)
+    if executable is None:
+        unavailable("chromium is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("playwright is not installed (pip install playwright)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(scope="session")

@@ -8,33 +8,26 @@ CI=true they fail instead.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
-import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from email.message import Message
 from pathlib import Path
 
+import brotli
 import numpy as np
 import pytest
 
+from conftest import WEB, load_web_site, unavailable
 from vae_runtime import Generator
 from vae_runtime.generator import default_bundle
 from vae_runtime.prior import Prior
 
-WEB = Path(__file__).resolve().parent.parent / "web"
-CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser")
-# without these, chromium keeps calling home on a machine with no network
-CHROMIUM_ARGS = [
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PAGE_FILES = {
     "",
     "style.css",
@@ -46,25 +39,17 @@ PAGE_FILES = {
 LOADED = "document.body.dataset.status !== 'loading'"
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the browser tests must run)")
-    pytest.skip(reason)
-
-
-def _load_site_module():
-    spec = importlib.util.spec_from_file_location("vae_digits_site", WEB / "site.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-site = _load_site_module()
+site = load_web_site()
 
 
 def _needs_node_modules() -> None:
     if not all((site.ORT_DIST / name).is_file() for name in site.ORT_FILES):
-        _unavailable(f"onnxruntime-web is not installed: run `npm ci` in {WEB}")
+        unavailable(f"onnxruntime-web is not installed: run `npm ci` in {WEB}")
+
+
+def _copy_bundle(source: Path, target: Path) -> Path:
+    """A copy of a site's bundle to alter, without the compressed copies that would go stale."""
+    return shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.br", "*.gz"))
 
 
 def _reseal(bundle: Path, entry: dict | None = None, **fields) -> None:
@@ -106,15 +91,15 @@ def site_dir(tmp_path_factory) -> Path:
     """The site for the three embedded bundles, plus broken and prior-carrying copies of the CVAE."""
     _needs_node_modules()
     out = tmp_path_factory.mktemp("web") / "site"
-    site.build(["cvae", "vae", "cvae-hq"], out)
+    site.build(["cvae", "vae", "cvae-hq"], out, brotli_quality=5)  # the default, 11, takes a minute
     bundles = out / "bundles"
-    tampered = shutil.copytree(bundles / "cvae", bundles / "tampered")
+    tampered = _copy_bundle(bundles / "cvae", bundles / "tampered")
     model = bytearray((tampered / "decoder.onnx").read_bytes())
     model[len(model) // 2] ^= 0x01  # one bit of one weight
     (tampered / "decoder.onnx").write_bytes(bytes(model))
-    missing = shutil.copytree(bundles / "cvae", bundles / "missing")
+    missing = _copy_bundle(bundles / "cvae", bundles / "missing")
     (missing / "encoder.onnx").unlink()
-    with_prior = shutil.copytree(bundles / "cvae", bundles / "with-prior")
+    with_prior = _copy_bundle(bundles / "cvae", bundles / "with-prior")
     (with_prior / "prior.json").write_text(json.dumps(_prior()))
     prior_entry = {"path": "prior.json", "role": "prior", "format": "json", "precision": "fp32"}
     _reseal(
@@ -127,21 +112,6 @@ def site_dir(tmp_path_factory) -> Path:
 def base_url(site_dir) -> Iterator[str]:
     with site.serving(site_dir) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = next((path for path in CHROMIUM_PATHS if Path(path).is_file()), None)
-    if executable is None:
-        _unavailable("chromium is not installed (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed (pip install playwright)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class Page:
@@ -275,6 +245,61 @@ def test_library_rejects_bad_input_with_one_line_errors(open_page):
     ]
 
 
+def test_every_failure_of_load_is_a_one_line_vae_digits_error(open_page, base_url):
+    page = _ready(open_page())
+    script = """async (calls) => {
+        const { Generator, VaeDigitsError } = await import("./vae-digits.js");
+        const realFetch = window.fetch;
+        const results = [];
+        for (const [url, options, brokenFetch] of calls) {
+            // a response whose body cannot be read: a failure none of load's checks foresees
+            const unreadable = { ok: true, get body() { throw new TypeError("gone"); } };
+            if (brokenFetch) window.fetch = async () => unreadable;
+            try { await Generator.load(url, options); results.push("no error"); }
+            catch (error) {
+                const known = error instanceof VaeDigitsError ? "" : "NOT A VaeDigitsError ";
+                results.push(`${known}${error.name}: ${error.message}`);
+            }
+            finally { window.fetch = realFetch; }
+        }
+        return results;
+    }"""
+    calls = [
+        ["http://[::1", None, False],
+        ["https://", None, False],
+        ["data:text/plain,x", None, False],
+        [42, None, False],
+        ["bundles/cvae/", 5, False],
+        ["bundles/cvae/", {"precision": 8}, False],
+        ["bundles/cvae/", {"threads": 1.5}, False],
+        ["ftp://127.0.0.1/bundle/", None, False],
+        ["http://user:secret@127.0.0.1:9/bundle/", None, False],
+        ["bundles/nowhere", None, False],
+        ["bundles/cvae/", None, True],
+        ["bundles/cvae/", None, False],
+    ]
+    directory = "is not the URL of a directory (a path, or http(s)://host/path/)"
+    assert page.run(script, calls) == [
+        f'VaeDigitsError: bundleUrl "http://[::1" {directory}',
+        f'VaeDigitsError: bundleUrl "https://" {directory}',
+        f'VaeDigitsError: bundleUrl "data:text/plain,x" {directory}',
+        "VaeDigitsError: bundleUrl must be a URL string, not number",
+        "VaeDigitsError: options must be an object such as { threads: 2 }, not number",
+        'VaeDigitsError: precision must be a string such as "int8" or null, not number',
+        "VaeDigitsError: threads must be an integer in 0-64 (0: one per core), not 1.5",
+        "BundleError: bundle file manifest.json cannot be downloaded from ftp://127.0.0.1/bundle/manifest.json"
+        " (Failed to fetch)",
+        "BundleError: bundle file manifest.json cannot be downloaded from "
+        "http://user:secret@127.0.0.1:9/bundle/manifest.json (Failed to execute 'fetch' on 'Window': Request"
+        " cannot be constructed from a URL that includes credentials: "
+        "http://user:secret@127.0.0.1:9/bundle/manifest.json)",
+        "BundleError: bundle file manifest.json is missing "
+        f"(HTTP 404 from {base_url}bundles/nowhere/manifest.json)",
+        "BundleError: the bundle at bundles/cvae/ cannot be loaded (TypeError: gone)",
+        "no error",
+    ]
+
+
 # ---- checks on load: the error panel ----
 
 
@@ -304,7 +329,7 @@ def test_a_manifest_naming_a_missing_file_gives_the_error_panel(open_page):
 
 
 def test_a_model_whose_tensors_differ_from_the_manifest_is_refused(open_page, site_dir):
-    bundle = shutil.copytree(site_dir / "bundles" / "cvae", site_dir / "bundles" / "renamed")
+    bundle = _copy_bundle(site_dir / "bundles" / "cvae", site_dir / "bundles" / "renamed")
     manifest = json.loads((bundle / "manifest.json").read_text())
     decoder = next(e for e in manifest["files"] if e["path"] == "decoder.onnx")
     decoder["path"] = "decoder-as-encoder.onnx"  # the encoder's bytes, sealed as the decoder
@@ -321,7 +346,7 @@ def test_a_model_whose_tensors_differ_from_the_manifest_is_refused(open_page, si
 # ---- the page ----
 
 
-def test_the_happy_path_logs_no_errors_and_downloads_no_tflite(open_page, base_url):
+def test_the_happy_path_logs_no_errors_and_downloads_no_tflite(open_page, base_url, site_dir):
     page = _ready(open_page())
     box = page.page.locator("#pad").bounding_box()
     page.page.mouse.move(box["x"] + 50, box["y"] + 50)
@@ -338,6 +363,13 @@ def test_the_happy_path_logs_no_errors_and_downloads_no_tflite(open_page, base_u
     names = {url.removeprefix(base_url).split("?")[0] for url in page.requests}
     bundle = {f"bundles/cvae/{name}" for name in ("manifest.json", "decoder.onnx", "encoder.onnx")}
     assert names == PAGE_FILES | bundle
+    # the browser took the brotli copy of the 14 MB WebAssembly and decoded it
+    sizes = page.run(
+        "[...performance.getEntriesByType('resource')].filter((e) => e.name.endsWith('.wasm'))"
+        ".map((e) => [e.encodedBodySize, e.decodedBodySize])"
+    )
+    wasm = site_dir / "ort-wasm-simd-threaded.wasm"
+    assert sizes == [[Path(f"{wasm}.br").stat().st_size, wasm.stat().st_size]]
     # the page's default: a thread per core
     cores = page.run("Math.min(navigator.hardwareConcurrency, 16)")
     assert page.run("[crossOriginIsolated, window.vaeDigits.threads()]") == [True, cores]
@@ -565,6 +597,8 @@ def test_the_built_site_holds_only_what_the_browser_uses(site_dir):
         "decoder.onnx",
         "encoder.onnx",
         "manifest.json",
+        "manifest.json.br",
+        "manifest.json.gz",
     ]
     assert (site_dir / "bundles" / "cvae" / "manifest.json").read_bytes() == (
         cvae / "manifest.json"
@@ -577,6 +611,96 @@ def test_the_built_site_holds_only_what_the_browser_uses(site_dir):
     assert "Cross-Origin-Embedder-Policy: require-corp" in (site_dir / "_headers").read_text()
 
 
+def test_build_writes_brotli_and_gzip_copies_of_what_compresses(site_dir):
+    built = [site_dir, *(site_dir / "bundles" / name for name in ("cvae", "vae", "cvae-hq"))]
+    originals = [p for d in built for p in d.iterdir() if p.is_file() and p.suffix not in (".br", ".gz")]
+    compressible = {p for p in originals if p.suffix in site.COMPRESSIBLE}
+    assert {p.name for p in compressible} >= {"index.html", "vae-digits.js", "ort-wasm-simd-threaded.wasm"}
+    for path in compressible:
+        data = path.read_bytes()
+        packed = {suffix: path.with_name(path.name + suffix).read_bytes() for suffix in (".br", ".gz")}
+        assert brotli.decompress(packed[".br"]) == data and gzip.decompress(packed[".gz"]) == data
+        assert len(packed[".br"]) < len(data) and len(packed[".gz"]) < len(data)
+    wasm = site_dir / "ort-wasm-simd-threaded.wasm"
+    assert (site_dir / "ort-wasm-simd-threaded.wasm.br").stat().st_size < 0.25 * wasm.stat().st_size
+    for path in set(originals) - compressible:  # the .onnx weights, _headers
+        assert not any(path.with_name(path.name + suffix).exists() for suffix in (".br", ".gz"))
+
+
+def _get(url: str, accept_encoding: str | None) -> tuple[Message, bytes]:
+    headers = {} if accept_encoding is None else {"Accept-Encoding": accept_encoding}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as response:
+        return response.headers, response.read()
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "sent"),
+    [
+        ("gzip, deflate, br, zstd", "br"),  # Chromium's
+        ("gzip", "gzip"),
+        ("gzip;q=1, br;q=0.5", "gzip"),
+        ("br;q=0, *", "gzip"),
+        ("*", "br"),
+        ("identity", None),
+        ("*;q=0, identity", None),
+        ("br;q=nonsense", None),
+        (None, None),
+    ],
+)
+def test_serve_sends_the_compressed_copy_the_request_accepts(base_url, site_dir, accept_encoding, sent):
+    for path in ("index.html", "ort-wasm-simd-threaded.wasm", "bundles/cvae-hq/prior.json"):
+        original = (site_dir / path).read_bytes()
+        url = base_url + ("?bundle=cvae" if path == "index.html" else path)  # a directory: its index.html
+        headers, body = _get(url, accept_encoding)
+        assert headers.get("Content-Encoding") == sent
+        assert headers["Vary"] == "Accept-Encoding"
+        assert headers["Content-Type"] == site.MEDIA_TYPES[Path(path).suffix]
+        assert int(headers["Content-Length"]) == len(body)
+        decoded = {"br": brotli.decompress, "gzip": gzip.decompress, None: bytes}[sent](body)
+        assert decoded == original
+        if sent:
+            assert body == (site_dir / f"{path}{site.COPIES[sent]}").read_bytes()
+
+
+def test_serve_sends_files_without_compressed_copies_as_they_are(base_url, site_dir):
+    headers, body = _get(base_url + "bundles/cvae/decoder.onnx", "br, gzip")
+    assert "Content-Encoding" not in headers and "Vary" not in headers
+    assert body == (site_dir / "bundles" / "cvae" / "decoder.onnx").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve", "--port", "70000"], "argument --port: 70000 is not between 0 and 65535"),
+        (["serve", "--port", "-1"], "argument --port: -1 is not between 0 and 65535"),
+        (["serve", "--port", "http"], "argument --port: 'http' is not an integer"),
+        (["build", "--brotli-quality", "12"], "argument --brotli-quality: 12 is not between 0 and 11"),
+    ],
+)
+def test_site_py_usage_errors_are_one_line_and_exit_2(capsys, args, message):
+    with pytest.raises(SystemExit) as raised:
+        site.main(args)
+    command = args[0]
+    assert raised.value.code == 2
+    assert capsys.readouterr().err == f"error: {message} (see python web/site.py {command} --help)\n"
+
+
+def test_build_refuses_an_out_that_cannot_be_a_directory(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a directory")
+    for out in (tmp_path / "file", tmp_path / "file" / "site"):
+        assert site.main(["build", "--out", str(out), "--force", "--no-compress"]) == 2
+        expected = f"error: {tmp_path / 'file'} is a file, not a directory: give --out a directory path\n"
+        assert capsys.readouterr().err == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    assert site.main(["serve", str(tmp_path), "--port", "0"]) == 2  # not a site: one line too
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_make_server_refuses_a_port_out_of_range(site_dir):
+    with pytest.raises(site.SiteError, match=r"^cannot serve on port 70000: ports are 0-65535$"):
+        site.make_server(site_dir, port=70000)
+
+
 def _site_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(WEB / "site.py"), *args], capture_output=True, text=True, timeout=120
@@ -586,20 +710,22 @@ def _site_cli(*args: str) -> subprocess.CompletedProcess:
 def test_build_takes_an_exported_bundle_and_refuses_a_damaged_one_or_an_existing_site(tmp_path):
     _needs_node_modules()
     bundle = shutil.copytree(default_bundle("vae"), tmp_path / "mine")
-    result = _site_cli("build", "--bundle", str(bundle), "--out", str(tmp_path / "site"))
+    result = _site_cli("build", "--no-compress", "--bundle", str(bundle), "--out", str(tmp_path / "site"))
     assert result.returncode == 0, result.stderr
     copied = tmp_path / "site" / "bundles" / "mine" / "decoder.onnx"
     assert copied.read_bytes() == (bundle / "decoder.onnx").read_bytes()
     assert '{"bundles": ["mine"]}' in (tmp_path / "site" / "index.html").read_text()
 
-    result = _site_cli("build", "--bundle", str(bundle), "--out", str(tmp_path / "site"))
+    result = _site_cli("build", "--no-compress", "--bundle", str(bundle), "--out", str(tmp_path / "site"))
     expected = f"error: {tmp_path / 'site'} already exists; pass --force to replace it\n"
     assert (result.returncode, result.stderr) == (2, expected)
 
     data = bytearray((bundle / "encoder.onnx").read_bytes())
     data[100] ^= 0xFF
     (bundle / "encoder.onnx").write_bytes(bytes(data))
-    result = _site_cli("build", "--bundle", str(bundle), "--out", str(tmp_path / "site"), "--force")
+    result = _site_cli(
+        "build", "--no-compress", "--bundle", str(bundle), "--out", str(tmp_path / "site"), "--force"
+    )
     assert result.returncode == 2
     assert result.stderr == (
         f"error: bundle {bundle}: encoder.onnx does not match its manifest checksum (damaged or altered)\n"

@@ -12,11 +12,13 @@
  *   const g = await Generator.load("bundles/cvae/");
  *   const sevens = await g.generate(7, { count: 16, seed: 0 });  // Uint8Array, 16 x 28 x 28, 0 = black
  *
- * "onnxruntime-web" is a bare module name: map it with an import map (the demo page maps it to
- * ort.wasm.bundle.min.mjs) or let a bundler resolve it.
+ * "onnxruntime-web/wasm" (onnxruntime-web's WebAssembly-only build) is a bare module name: map it with
+ * an import map (the demo page maps it to ort.wasm.bundle.min.mjs) or let a bundler resolve it; either
+ * way ort-wasm-simd-threaded.wasm must be served next to that module or named by ort.env.wasm.wasmPaths.
  */
-import * as ort from "onnxruntime-web";
+import * as ort from "onnxruntime-web/wasm";
 
+/** Pixels in one digit: 28 x 28. */
 export const PIXELS = 28 * 28;
 const MANIFEST = "manifest.json";
 const BUNDLE_FORMAT = "vae-digits-bundle";
@@ -35,14 +37,21 @@ const CHUNK = 512; // most rows per model call: bounds the WebAssembly heap
 
 /** Bad input: an argument, a file or a bundle. The message is one line that says what to do. */
 export class VaeDigitsError extends Error {
+  /** @param {string} message */
   constructor(message) {
     super(message);
-    this.name = new.target.name;
+    this.name = "VaeDigitsError"; // spelled out: a minifier renames classes
   }
 }
 
 /** A bundle that is missing, malformed, tampered with or not loadable. */
-export class BundleError extends VaeDigitsError {}
+export class BundleError extends VaeDigitsError {
+  /** @param {string} message */
+  constructor(message) {
+    super(message);
+    this.name = "BundleError";
+  }
+}
 
 /**
  * A loaded bundle: its manifest, an onnxruntime-web decoder and (opened on first use) encoder.
@@ -52,6 +61,11 @@ export class BundleError extends VaeDigitsError {}
  *   const images = await g.decode([[0, 0], [1, -1]], 3);  // Float32Array, 2 x 28 x 28 in [0, 1]
  */
 export class Generator {
+  /**
+   * Use `Generator.load`: it checks the bundle and builds this.
+   * @param {{ info: Manifest, url: URL, decoder: Model, encoderModel: [BundleFile, Uint8Array],
+   *   prior: Prior | null, files: Record<string, BundleFile> }} parts
+   */
   constructor({ info, url, decoder, encoderModel, prior, files }) {
     this.info = info; // the manifest, as parsed from manifest.json
     this.url = url; // the bundle's base URL
@@ -59,6 +73,7 @@ export class Generator {
     this.files = files; // role -> the manifest entry of the file in use
     this.decoder = decoder;
     this.encoderModel = encoderModel; // verified bytes; the session opens on the first encode()
+    /** @type {Promise<Model> | null} */
     this.encoder = null;
   }
 
@@ -72,44 +87,75 @@ export class Generator {
    *
    * Example:
    *   const g = await Generator.load("bundles/vae/");
+   *
+   * @param {string | URL} bundleUrl
+   * @param {LoadOptions} [options]
+   * @returns {Promise<Generator>} rejects with a BundleError (a VaeDigitsError for bad arguments)
    */
-  static async load(bundleUrl, { threads = 0, precision = null } = {}) {
+  static async load(bundleUrl, options = {}) {
+    try {
+      return await Generator.#load(bundleUrl, options);
+    } catch (error) {
+      if (error instanceof VaeDigitsError) throw error;
+      // a failure no check foresaw (the browser's, onnxruntime-web's): still one line, still a BundleError
+      const where = String(bundleUrl).slice(0, 200);
+      throw new BundleError(
+        `the bundle at ${where} cannot be loaded (${errorName(error)}: ${firstLine(error)})`,
+      );
+    }
+  }
+
+  /**
+   * @param {string | URL} bundleUrl
+   * @param {LoadOptions | null} options
+   * @returns {Promise<Generator>}
+   */
+  static async #load(bundleUrl, options) {
+    const { threads = 0, precision = null } = loadOptions(options);
     startRuntime(threads);
     const url = directoryUrl(bundleUrl);
     const info = parseManifest(await fetchManifest(url));
     const decoderEntry = modelEntry(info, "decoder", precision);
     const encoderEntry = findFile(info, "encoder", "onnx", precision) ?? modelEntry(info, "encoder", null);
     const priorEntry = info.files.find((entry) => entry.role === "prior") ?? null;
-    const entries = [decoderEntry, encoderEntry, priorEntry].filter(Boolean);
-    const [decoderBytes, encoderBytes, priorBytes] = await Promise.all(
-      entries.map((entry) => fetchVerified(url, entry)),
-    );
-    const prior = priorBytes
-      ? parsePrior(parseJson(priorBytes, priorEntry.path), info, priorEntry.path)
-      : null;
+    const [decoderBytes, encoderBytes, priorBytes] = await Promise.all([
+      fetchVerified(url, decoderEntry),
+      fetchVerified(url, encoderEntry),
+      priorEntry && fetchVerified(url, priorEntry),
+    ]);
+    const prior =
+      priorEntry && priorBytes
+        ? parsePrior(parseJson(priorBytes, priorEntry.path), info, priorEntry.path)
+        : null;
     const decoder = await openModel(decoderEntry, decoderBytes);
     const files = { decoder: decoderEntry, encoder: encoderEntry, ...(priorEntry && { prior: priorEntry }) };
     return new Generator({ info, url, decoder, encoderModel: [encoderEntry, encoderBytes], prior, files });
   }
 
+  /** Whether the bundle is a CVAE (it takes labels). @returns {boolean} */
   get conditional() {
     return this.info.kind === "cvae";
   }
 
+  /** @returns {number} the size of z */
   get latentDim() {
     return this.info.latent_dim;
   }
 
+  /** @returns {string[]} the label names ([] for a plain VAE) */
   get labels() {
     return this.info.labels;
   }
 
-  /** The WebAssembly threads onnxruntime-web runs on (1 unless the page is cross-origin isolated). */
+  /**
+   * The WebAssembly threads onnxruntime-web runs on (1 unless the page is cross-origin isolated).
+   * @returns {number}
+   */
   static get threads() {
-    return globalThis.crossOriginIsolated ? ort.env.wasm.numThreads : 1;
+    return globalThis.crossOriginIsolated ? (ort.env.wasm.numThreads ?? 1) : 1;
   }
 
-  /** The version of onnxruntime-web in use. */
+  /** The version of onnxruntime-web in use. @returns {string} */
   static get runtimeVersion() {
     return ort.env.versions?.web ?? "?";
   }
@@ -122,6 +168,10 @@ export class Generator {
    *
    * Example:
    *   const images = await g.decode(new Float32Array([0.5, -1]), "7");
+   *
+   * @param {Latents} z
+   * @param {Labels} [labels]
+   * @returns {Promise<Float32Array>}
    */
   async decode(z, labels = null) {
     const latents = asMatrix(z, "z", this.latentDim);
@@ -135,12 +185,17 @@ export class Generator {
    *
    * Example:
    *   const { zMean } = await g.encode(pixels28x28, 4);
+   *
+   * @param {ArrayLike<number>} images
+   * @param {Labels} [labels]
+   * @returns {Promise<Encoded>}
    */
   async encode(images, labels = null) {
     const pixels = asImages(images);
     const rows = pixels.length / PIXELS;
     const labelIds = this.#labelsFor(labels, rows);
     const encoder = await this.#openEncoder();
+    /** @type {Feed[]} */
     const feeds = [["image", pixels, [rows, 28, 28, 1]]];
     if (labelIds)
       feeds.push(["label", oneHot(labelIds, this.info.num_classes), [rows, this.info.num_classes]]);
@@ -159,6 +214,10 @@ export class Generator {
    *
    * Example:
    *   const digits = await g.generate(null, { count: 4, seed: 1 });  // 4 of each label
+   *
+   * @param {Labels} [labels]
+   * @param {SampleOptions} [options]
+   * @returns {Promise<Uint8Array>}
    */
   async generate(labels = null, { count = 1, seed = null, temperature = null } = {}) {
     const { z, labelIds } = this.sample(labels, { count, seed, temperature });
@@ -168,6 +227,10 @@ export class Generator {
   /**
    * The latents `generate` decodes: { z: Float32Array(N * latent_dim), labelIds: Int32Array | null }.
    * z comes from the bundle's prior (a Gaussian mixture per label) when it has one, else N(0, I).
+   *
+   * @param {Labels} [labels]
+   * @param {SampleOptions} [options]
+   * @returns {Sample}
    */
   sample(labels = null, { count = 1, seed = null, temperature = null } = {}) {
     const copies = positiveInt(count, "count");
@@ -185,12 +248,18 @@ export class Generator {
     return { z, labelIds };
   }
 
+  /**
+   * @param {{ data: Float32Array, rows: number }} latents
+   * @param {Int32Array | null} labelIds
+   * @returns {Promise<Float32Array>}
+   */
   async #decode(latents, labelIds) {
     const { data, rows } = latents;
     const d = this.latentDim;
     const images = new Float32Array(rows * PIXELS);
     for (let start = 0; start < rows; start += CHUNK) {
       const size = Math.min(CHUNK, rows - start);
+      /** @type {Feed[]} */
       const feeds = [["z", data.subarray(start * d, (start + size) * d), [size, d]]];
       if (labelIds) {
         const ids = labelIds.subarray(start, start + size);
@@ -207,6 +276,11 @@ export class Generator {
     return this.encoder;
   }
 
+  /**
+   * @param {Labels | undefined} labels
+   * @param {number} rows
+   * @returns {Int32Array | null}
+   */
   #labelsFor(labels, rows) {
     const ids = this.#labelIds(labels, false);
     if (ids === null || ids.length === rows) return ids;
@@ -214,6 +288,11 @@ export class Generator {
     throw new VaeDigitsError(`labels has ${ids.length} entries for ${rows} rows; give 1 or ${rows}`);
   }
 
+  /**
+   * @param {Labels | undefined} labels
+   * @param {boolean} everyByDefault
+   * @returns {Int32Array | null}
+   */
   #labelIds(labels, everyByDefault) {
     const names = this.info.labels;
     if (!this.conditional) {
@@ -234,6 +313,11 @@ export class Generator {
   }
 }
 
+/**
+ * @param {Label} item
+ * @param {string[]} names
+ * @returns {number}
+ */
 function labelId(item, names) {
   if (typeof item === "string") {
     const index = names.indexOf(item);
@@ -249,7 +333,11 @@ function labelId(item, names) {
   return item;
 }
 
-/** Float images in [0, 1] -> grey levels 0-255, rounded as numpy's rint(images * 255) in float32. */
+/**
+ * Float images in [0, 1] -> grey levels 0-255, rounded as numpy's rint(images * 255) in float32.
+ * @param {ArrayLike<number>} images
+ * @returns {Uint8Array}
+ */
 export function toGreyLevels(images) {
   const levels = new Uint8Array(images.length);
   for (let i = 0; i < images.length; i++) {
@@ -268,6 +356,11 @@ export function toGreyLevels(images) {
  *
  * Example:
  *   const digit = mnistLike(grey, 280, 280);  // Uint8Array(784) or null
+ *
+ * @param {ArrayLike<number> & Iterable<number>} grey width * height grey levels, row-major
+ * @param {number} width
+ * @param {number} height
+ * @returns {Uint8Array | null}
  */
 export function mnistLike(grey, width, height) {
   let brightest = 0;
@@ -288,6 +381,13 @@ export function mnistLike(grey, width, height) {
   return canvas;
 }
 
+/**
+ * @param {ArrayLike<number>} grey
+ * @param {number} width
+ * @param {number} height
+ * @param {number} threshold
+ * @returns {Box}
+ */
 function inkBox(grey, width, height, threshold) {
   let [top, left, bottom, right] = [height, width, -1, -1];
   for (let y = 0; y < height; y++) {
@@ -303,8 +403,16 @@ function inkBox(grey, width, height, threshold) {
   return { top, left, width: right - left + 1, height: bottom - top + 1 };
 }
 
-/** The `box` of `grey` (row stride `stride`) averaged down to outWidth x outHeight: each output pixel
- * is the mean of the source area it covers, partial pixels weighted by their covered share. */
+/**
+ * The `box` of `grey` (row stride `stride`) averaged down to outWidth x outHeight: each output pixel
+ * is the mean of the source area it covers, partial pixels weighted by their covered share.
+ * @param {ArrayLike<number>} grey
+ * @param {number} stride
+ * @param {Box} box
+ * @param {number} outWidth
+ * @param {number} outHeight
+ * @returns {Float64Array}
+ */
 function resizeArea(grey, stride, box, outWidth, outHeight) {
   const rowWeights = areaWeights(box.height, outHeight);
   const columnWeights = areaWeights(box.width, outWidth);
@@ -317,9 +425,15 @@ function resizeArea(grey, stride, box, outWidth, outHeight) {
   return out;
 }
 
-/** [source index, output index, weight] triples: each output cell averages the sources it covers. */
+/**
+ * [source index, output index, weight] triples: each output cell averages the sources it covers.
+ * @param {number} sourceSize
+ * @param {number} outSize
+ * @returns {[number, number, number][]}
+ */
 function areaWeights(sourceSize, outSize) {
   const ratio = sourceSize / outSize;
+  /** @type {[number, number, number][]} */
   const weights = [];
   for (let o = 0; o < outSize; o++) {
     const [start, end] = [o * ratio, (o + 1) * ratio];
@@ -331,10 +445,16 @@ function areaWeights(sourceSize, outSize) {
   return weights;
 }
 
+/** @typedef {{ top: number, left: number, width: number, height: number }} Box  pixels */
+
 // ---- onnxruntime-web ----
 
+/** @type {number | null} */
 let runtimeThreads = null;
 
+/**
+ * @param {number} threads
+ */
 function startRuntime(threads) {
   if (!Number.isInteger(threads) || threads < 0 || threads > 64) {
     throw new VaeDigitsError(`threads must be an integer in 0-64 (0: one per core), not ${threads}`);
@@ -343,27 +463,46 @@ function startRuntime(threads) {
   const cores = globalThis.navigator?.hardwareConcurrency || 1;
   // Without cross-origin isolation there is no SharedArrayBuffer: onnxruntime-web would fall back to
   // one thread anyway. Its own default is half the cores, which is one thread on a 2-core machine.
-  runtimeThreads = globalThis.crossOriginIsolated ? threads || Math.min(cores, 16) : 1;
-  ort.env.wasm.numThreads = runtimeThreads;
+  const chosen = globalThis.crossOriginIsolated ? threads || Math.min(cores, 16) : 1;
+  runtimeThreads = chosen;
+  ort.env.wasm.numThreads = chosen;
   ort.env.logLevel = "error";
 }
 
-/** A verified model file as an onnxruntime-web session whose tensors match the manifest. */
+/**
+ * A verified model file as an onnxruntime-web session whose tensors match the manifest.
+ * @param {BundleFile} entry
+ * @param {Uint8Array} bytes
+ * @returns {Promise<Model>}
+ */
 async function openModel(entry, bytes) {
   let session;
   try {
     session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
   } catch (error) {
-    throw new BundleError(`${entry.path} is not a model onnxruntime-web can load (${firstLine(error)})`);
+    const reason = firstLine(error);
+    if (reason.startsWith("no available backend")) {
+      // onnxruntime-web's words when its WebAssembly did not start: the page's setup, not the model
+      throw new VaeDigitsError(
+        `onnxruntime-web cannot start (${reason}): serve ort-wasm-simd-threaded.wasm (and .mjs) ` +
+          "next to the script that imports it, or name their folder in env.wasm.wasmPaths",
+      );
+    }
+    throw new BundleError(`${entry.path} is not a model onnxruntime-web can load (${reason})`);
   }
   checkSignature(entry, session);
   return new Model(session);
 }
 
+/**
+ * @param {BundleFile} entry
+ * @param {ort.InferenceSession} session
+ */
 function checkSignature(entry, session) {
+  /** @param {readonly { name: string, shape?: readonly (number | string)[] }[]} specs */
   const describe = (specs) =>
     specs
-      .map((t) => `${t.name} [${t.shape.join(", ")}]`)
+      .map((t) => `${t.name} [${(t.shape ?? []).join(", ")}]`)
       .sort()
       .join(", ");
   const declared = describe([...entry.inputs, ...entry.outputs]);
@@ -376,25 +515,41 @@ function checkSignature(entry, session) {
   }
 }
 
+/** @typedef {[name: string, data: Float32Array, dims: number[]]} Feed  a model input */
+
 /** One session, one run at a time: onnxruntime-web's WebAssembly sessions are not re-entrant. */
 class Model {
+  /** @param {ort.InferenceSession} session */
   constructor(session) {
     this.session = session;
+    /** @type {Promise<unknown>} */
     this.queue = Promise.resolve();
   }
 
+  /**
+   * @param {Feed[]} feeds
+   * @param {string[]} outputNames
+   * @returns {Promise<Record<string, Float32Array>>}
+   */
   run(feeds, outputNames) {
     const result = this.queue.then(() => this.#run(feeds, outputNames));
     this.queue = result.catch(() => undefined);
     return result;
   }
 
+  /**
+   * @param {Feed[]} feeds
+   * @param {string[]} outputNames
+   * @returns {Promise<Record<string, Float32Array>>}
+   */
   async #run(feeds, outputNames) {
     const tensors = Object.fromEntries(
       feeds.map(([name, data, dims]) => [name, new ort.Tensor("float32", data, dims)]),
     );
     const outputs = await this.session.run(tensors);
-    const arrays = Object.fromEntries(outputNames.map((name) => [name, outputs[name].data]));
+    const arrays = Object.fromEntries(
+      outputNames.map((name) => [name, /** @type {Float32Array} */ (outputs[name].data)]),
+    );
     for (const tensor of Object.values(outputs)) tensor.dispose();
     return arrays;
   }
@@ -402,14 +557,47 @@ class Model {
 
 // ---- downloading and checking ----
 
+/**
+ * @param {unknown} options
+ * @returns {LoadOptions}
+ */
+function loadOptions(options) {
+  if (options === null || options === undefined) return {};
+  if (typeof options !== "object" || Array.isArray(options)) {
+    throw new VaeDigitsError(`options must be an object such as { threads: 2 }, not ${typeof options}`);
+  }
+  const { precision = null } = /** @type {LoadOptions} */ (options);
+  if (precision !== null && typeof precision !== "string") {
+    throw new VaeDigitsError(`precision must be a string such as "int8" or null, not ${typeof precision}`);
+  }
+  return /** @type {LoadOptions} */ (options);
+}
+
+/**
+ * @param {unknown} bundleUrl
+ * @returns {URL}
+ */
 function directoryUrl(bundleUrl) {
   if (typeof bundleUrl !== "string" && !(bundleUrl instanceof URL)) {
     throw new VaeDigitsError(`bundleUrl must be a URL string, not ${typeof bundleUrl}`);
   }
   const text = String(bundleUrl);
-  return new URL(text.endsWith("/") ? text : `${text}/`, globalThis.location?.href);
+  try {
+    const url = new URL(text.endsWith("/") ? text : `${text}/`, globalThis.location?.href);
+    new URL(MANIFEST, url); // an opaque URL (data:, javascript:) has no files under it
+    return url;
+  } catch {
+    throw new VaeDigitsError(
+      `bundleUrl ${JSON.stringify(text.slice(0, 200))} is not the URL of a directory ` +
+        "(a path, or http(s)://host/path/)",
+    );
+  }
 }
 
+/**
+ * @param {URL} url
+ * @returns {Promise<unknown>}
+ */
 async function fetchManifest(url) {
   const bytes = await download(new URL(MANIFEST, url), MANIFEST, MAX_MANIFEST_BYTES);
   if (bytes.length > MAX_MANIFEST_BYTES) {
@@ -420,7 +608,12 @@ async function fetchManifest(url) {
   return parseJson(bytes, MANIFEST);
 }
 
-/** The bytes of a bundle file, after checking their size and sha256 against the manifest entry. */
+/**
+ * The bytes of a bundle file, after checking their size and sha256 against the manifest entry.
+ * @param {URL} url
+ * @param {BundleFile} entry
+ * @returns {Promise<Uint8Array>}
+ */
 async function fetchVerified(url, entry) {
   const bytes = await download(new URL(entry.path, url), entry.path, entry.size);
   if (bytes.length !== entry.size) {
@@ -436,7 +629,13 @@ async function fetchVerified(url, entry) {
   return bytes;
 }
 
-/** The body at `url`, read up to limit + 1 bytes: a file larger than it claims is never read whole. */
+/**
+ * The body at `url`, read up to limit + 1 bytes: a file larger than it claims is never read whole.
+ * @param {URL} url
+ * @param {string} name
+ * @param {number} limit
+ * @returns {Promise<Uint8Array>}
+ */
 async function download(url, name, limit) {
   let response;
   try {
@@ -448,16 +647,24 @@ async function download(url, name, limit) {
     const what = response.status === 404 ? "is missing" : "cannot be downloaded";
     throw new BundleError(`bundle file ${name} ${what} (HTTP ${response.status} from ${url})`);
   }
-  const reader = response.body.getReader();
   const parts = [];
   let size = 0;
-  for (let part = await reader.read(); !part.done; part = await reader.read()) {
-    parts.push(part.value);
-    size += part.value.length;
-    if (size > limit) {
-      await reader.cancel();
-      break;
+  const reader = response.body?.getReader(); // no body (HTTP 204): no bytes
+  try {
+    while (reader) {
+      const part = await reader.read();
+      if (part.done) break;
+      parts.push(part.value);
+      size += part.value.length;
+      if (size > limit) {
+        await reader.cancel();
+        break;
+      }
     }
+  } catch (error) {
+    throw new BundleError(
+      `bundle file ${name} broke off while downloading from ${url} (${firstLine(error)})`,
+    );
   }
   const bytes = new Uint8Array(size);
   let offset = 0;
@@ -468,16 +675,26 @@ async function download(url, name, limit) {
   return bytes;
 }
 
+/**
+ * @param {Uint8Array} bytes
+ * @returns {Promise<string>}
+ */
 async function sha256Hex(bytes) {
   if (!globalThis.crypto?.subtle) {
     throw new VaeDigitsError(
       "WebCrypto is not available to check the bundle: serve the page over https or from 127.0.0.1",
     );
   }
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const data = /** @type {Uint8Array<ArrayBuffer>} */ (bytes); // never a SharedArrayBuffer's view
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * @param {Uint8Array} bytes
+ * @param {string} name
+ * @returns {unknown} the parsed JSON, unchecked
+ */
 function parseJson(bytes, name) {
   try {
     return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
@@ -486,14 +703,24 @@ function parseJson(bytes, name) {
   }
 }
 
+/** @param {unknown} error */
+function errorName(error) {
+  return error instanceof Error ? error.name : typeof error;
+}
+
+/** @param {unknown} error */
 function firstLine(error) {
-  const text = String(error?.message ?? error).trim();
-  return (text.split("\n")[0] || error?.name || "unknown error").slice(0, 200);
+  const text = String(error instanceof Error ? error.message : error).trim();
+  return (text.split("\n")[0] || errorName(error)).slice(0, 200);
 }
 
 // ---- the manifest (the checks of vae_runtime/manifest.py that this library relies on) ----
 
-/** Validate a parsed manifest.json; anything off raises a one-line BundleError naming the field. */
+/**
+ * Validate a parsed manifest.json; anything off raises a one-line BundleError naming the field.
+ * @param {any} data parsed JSON, checked here
+ * @returns {Manifest}
+ */
 function parseManifest(data) {
   if (!isObject(data)) throw new BundleError(`${MANIFEST} must hold a JSON object`);
   if (data.format !== BUNDLE_FORMAT) throw new BundleError(`${MANIFEST} is not a ${BUNDLE_FORMAT} manifest`);
@@ -528,18 +755,23 @@ function parseManifest(data) {
   if (typeof temperature !== "number" || !(temperature > 0 && temperature <= MAX_TEMPERATURE)) {
     throw new BundleError(`manifest default_temperature must be a number in (0, ${MAX_TEMPERATURE}]`);
   }
-  const info = {
+  const info = /** @type {Manifest} */ ({
     ...data,
     kind,
     latent_dim: latentDim,
     num_classes: numClasses,
     labels,
     default_temperature: temperature,
-  };
+  });
   info.files = data.files.map((entry) => parseEntry(entry, info));
   return info;
 }
 
+/**
+ * @param {any} entry parsed JSON, checked here
+ * @param {Manifest} info
+ * @returns {BundleFile}
+ */
 function parseEntry(entry, info) {
   if (!isObject(entry)) throw new BundleError("each entry of manifest 'files' must be an object");
   const path = entry.path;
@@ -554,14 +786,19 @@ function parseEntry(entry, info) {
   if (!/^[0-9a-f]{64}$/.test(entry.sha256))
     throw new BundleError(`manifest sha256 of "${path}" is not 64 hex digits`);
   const size = boundedInt(entry, "size", role === "prior" ? MAX_PRIOR_BYTES : MAX_FILE_BYTES);
-  const parsed = { ...entry, role, format, size, default: entry.default ?? true };
+  const parsed = /** @type {BundleFile} */ ({ ...entry, role, format, size, default: entry.default ?? true });
   if (role !== "prior" && format === "onnx") checkDeclaredTensors(parsed, info);
   return parsed;
 }
 
-/** The tensors a decoder or encoder of this kind and latent size must declare, as in expected_tensors. */
+/**
+ * The tensors a decoder or encoder of this kind and latent size must declare, as in expected_tensors.
+ * @param {BundleFile} entry
+ * @param {Manifest} info
+ */
 function checkDeclaredTensors(entry, info) {
   const latent = ["batch", info.latent_dim];
+  /** @type {Record<string, (string | number)[]>} */
   const label = info.kind === "cvae" ? { label: ["batch", info.num_classes] } : {};
   const image = ["batch", 28, 28, 1];
   const [inputs, outputs] =
@@ -571,10 +808,12 @@ function checkDeclaredTensors(entry, info) {
           { image, ...label },
           { z_mean: latent, z_log_var: latent },
         ];
-  for (const [key, wanted] of [
+  /** @type {["inputs" | "outputs", Record<string, (string | number)[]>][]} */
+  const expected = [
     ["inputs", inputs],
     ["outputs", outputs],
-  ]) {
+  ];
+  for (const [key, wanted] of expected) {
     const declared = entry[key];
     const shapes = Array.isArray(declared)
       ? Object.fromEntries(declared.map((t) => [t?.name, t?.shape]))
@@ -598,6 +837,13 @@ function checkDeclaredTensors(entry, info) {
   }
 }
 
+/**
+ * @param {Manifest} info
+ * @param {BundleFile['role']} role
+ * @param {BundleFile['format']} format
+ * @param {string | null} precision
+ * @returns {BundleFile | undefined}
+ */
 function findFile(info, role, format, precision) {
   return info.files.find(
     (entry) =>
@@ -607,6 +853,12 @@ function findFile(info, role, format, precision) {
   );
 }
 
+/**
+ * @param {Manifest} info
+ * @param {BundleFile['role']} role
+ * @param {string | null} precision
+ * @returns {BundleFile}
+ */
 function modelEntry(info, role, precision) {
   const entry = findFile(info, role, "onnx", precision);
   if (!entry) {
@@ -619,10 +871,21 @@ function modelEntry(info, role, precision) {
   return entry;
 }
 
+/**
+ * @param {unknown} value
+ * @returns {value is Record<string, any>}
+ */
 function isObject(value) {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/**
+ * @template {string} T
+ * @param {Record<string, any>} data
+ * @param {string} key
+ * @param {readonly T[]} allowed
+ * @returns {T}
+ */
 function oneOf(data, key, allowed) {
   if (!allowed.includes(data[key])) {
     throw new BundleError(
@@ -632,6 +895,12 @@ function oneOf(data, key, allowed) {
   return data[key];
 }
 
+/**
+ * @param {Record<string, any>} data
+ * @param {string} key
+ * @param {number} high
+ * @returns {number}
+ */
 function boundedInt(data, key, high) {
   const value = data[key];
   if (!Number.isInteger(value) || value < 1 || value > high) {
@@ -642,9 +911,15 @@ function boundedInt(data, key, high) {
 
 // ---- the prior (vae_runtime/prior.py) ----
 
-/** Validate prior.json for this bundle and return a sampler. */
+/**
+ * Validate prior.json for this bundle and return a sampler.
+ * @param {any} data parsed JSON, checked here
+ * @param {Manifest} info
+ * @param {string} [name]
+ * @returns {Prior}
+ */
 function parsePrior(data, info, name = "prior.json") {
-  const bad = (what) => new BundleError(`${name}: ${what}`);
+  const bad = (/** @type {string} */ what) => new BundleError(`${name}: ${what}`);
   const d = info.latent_dim;
   if (!isObject(data) || data.format !== PRIOR_FORMAT || data.format_version !== 1) {
     throw bad(`not a ${PRIOR_FORMAT} version 1 file`);
@@ -669,6 +944,13 @@ function parsePrior(data, info, name = "prior.json") {
   );
 }
 
+/**
+ * @param {any} mixture parsed JSON, checked here
+ * @param {number} components
+ * @param {number} d
+ * @param {(what: string) => BundleError} bad
+ * @returns {Mixture}
+ */
 function parseMixture(mixture, components, d, bad) {
   const weights = numbers(mixture.weights, [components], bad);
   const means = numbers(mixture.means, [components, d], bad);
@@ -690,9 +972,17 @@ function parseMixture(mixture, components, d, bad) {
   return { cumulative: weights.map((w) => (cumulative += w)), means, cholesky };
 }
 
-/** A nested array of the given shape as a flat Float64Array of finite numbers. */
+/**
+ * A nested array of the given shape as a flat Float64Array of finite numbers.
+ * @param {unknown} value
+ * @param {number[]} shape
+ * @param {(what: string) => BundleError} bad
+ * @returns {Float64Array}
+ */
 function numbers(value, shape, bad) {
+  /** @type {number[]} */
   const flat = [];
+  /** @type {(item: unknown, depth: number) => void} */
   const walk = (item, depth) => {
     if (depth === shape.length) {
       if (typeof item !== "number" || !Number.isFinite(item))
@@ -708,14 +998,26 @@ function numbers(value, shape, bad) {
   return Float64Array.from(flat);
 }
 
+/** @typedef {{ cumulative: Float64Array, means: Float64Array, cholesky: Float64Array }} Mixture */
+
 class Prior {
+  /**
+   * @param {Mixture[]} mixtures
+   * @param {number} latentDim
+   */
   constructor(mixtures, latentDim) {
     this.mixtures = mixtures; // one per label (one for a VAE): cumulative weights, means, cholesky (flat)
     this.latentDim = latentDim;
   }
 
   /** z for each row: component k of its label's mixture, k = #{j : cumulative[j] <= u} (capped),
-   * then means[k] + temperature * cholesky[k] @ eps: the rule of vae_runtime.prior.Prior.sample. */
+   * then means[k] + temperature * cholesky[k] @ eps: the rule of vae_runtime.prior.Prior.sample.
+   * @param {Int32Array | null} labelIds
+   * @param {Float32Array} eps
+   * @param {Float64Array} uniforms
+   * @param {number} temperature
+   * @returns {Float32Array}
+   */
   sample(labelIds, eps, uniforms, temperature) {
     const d = this.latentDim;
     const z = new Float32Array(eps.length);
@@ -737,6 +1039,9 @@ class Prior {
 
 /** xoshiro128** seeded through splitmix32; normals by the Box-Muller transform. */
 class Random {
+  /**
+   * @param {number} seed a non-negative safe integer
+   */
   constructor(seed) {
     let state = (seed % 2 ** 32) ^ Math.imul(Math.floor(seed / 2 ** 32), 0x9e3779b9);
     const splitmix = () => {
@@ -767,10 +1072,18 @@ class Random {
     return ((this.next() >>> 5) * 67108864 + (this.next() >>> 6)) / 9007199254740992;
   }
 
+  /**
+   * @param {number} count
+   * @returns {Float64Array}
+   */
   uniforms(count) {
     return Float64Array.from({ length: count }, () => this.uniform());
   }
 
+  /**
+   * @param {number} count
+   * @returns {Float32Array}
+   */
   normals(count) {
     const values = new Float32Array(count);
     for (let i = 0; i < count; i += 2) {
@@ -783,12 +1096,22 @@ class Random {
   }
 }
 
+/**
+ * @param {number} x
+ * @param {number} k
+ */
 function rotl(x, k) {
   return (x << k) | (x >>> (32 - k));
 }
 
 // ---- argument checks ----
 
+/**
+ * @param {unknown} values
+ * @param {string} name
+ * @param {number} width
+ * @returns {{ data: Float32Array, rows: number }}
+ */
 function asMatrix(values, name, width) {
   let data;
   if (Array.isArray(values) && values.length > 0 && Array.isArray(values[0])) {
@@ -797,7 +1120,7 @@ function asMatrix(values, name, width) {
     }
     data = Float32Array.from(values.flat());
   } else if (Array.isArray(values) || ArrayBuffer.isView(values)) {
-    data = Float32Array.from(values);
+    data = Float32Array.from(/** @type {ArrayLike<number>} */ (values));
   } else {
     throw new VaeDigitsError(`${name} must be an array of numbers, not ${typeof values}`);
   }
@@ -813,10 +1136,15 @@ function asMatrix(values, name, width) {
   return { data, rows: data.length / width };
 }
 
-function asImages(values) {
-  if (!Array.isArray(values) && !ArrayBuffer.isView(values)) {
-    throw new VaeDigitsError(`images must be an array of pixels, not ${typeof values}`);
+/**
+ * @param {unknown} input
+ * @returns {Float32Array}
+ */
+function asImages(input) {
+  if (!Array.isArray(input) && !ArrayBuffer.isView(input)) {
+    throw new VaeDigitsError(`images must be an array of pixels, not ${typeof input}`);
   }
+  const values = /** @type {ArrayLike<number>} */ (input);
   if (values.length === 0 || values.length % PIXELS !== 0) {
     throw new VaeDigitsError(`images must hold N x 784 pixels (28 x 28 each), not ${values.length}`);
   }
@@ -832,18 +1160,32 @@ function asImages(values) {
   return pixels;
 }
 
+/**
+ * @param {Int32Array} labelIds
+ * @param {number} classes
+ * @returns {Float32Array}
+ */
 function oneHot(labelIds, classes) {
   const rows = new Float32Array(labelIds.length * classes);
   labelIds.forEach((id, row) => (rows[row * classes + id] = 1));
   return rows;
 }
 
+/**
+ * @param {number} value
+ * @param {string} name
+ * @returns {number}
+ */
 function positiveInt(value, name) {
   if (!Number.isInteger(value) || value <= 0)
     throw new VaeDigitsError(`${name} must be a positive integer, not ${value}`);
   return value;
 }
 
+/**
+ * @param {number} value
+ * @returns {number}
+ */
 function checkTemperature(value) {
   if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
     throw new VaeDigitsError(`temperature must be a finite number > 0, not ${value}`);
@@ -853,6 +1195,10 @@ function checkTemperature(value) {
   return value;
 }
 
+/**
+ * @param {number | null | undefined} value
+ * @returns {number}
+ */
 function checkSeed(value) {
   if (value === null || value === undefined) return crypto.getRandomValues(new Uint32Array(1))[0];
   if (!Number.isSafeInteger(value) || value < 0) {
@@ -860,3 +1206,71 @@ function checkSeed(value) {
   }
   return value;
 }
+
+// ---- the types of the public API (for TypeScript users: the package's .d.ts) ----
+/**
+ * A label: its index (0 to num_classes - 1) or its name in the manifest's `labels`.
+ * @typedef {number | string} Label
+ */
+/**
+ * Labels for a call: one label, several, or null (a plain VAE; for `generate` on a CVAE: every label).
+ * @typedef {Label | Iterable<Label> | null} Labels
+ */
+/**
+ * Latents: N * latent_dim numbers in one flat array, or N arrays of latent_dim numbers.
+ * @typedef {ArrayLike<number> | ReadonlyArray<ReadonlyArray<number>>} Latents
+ */
+/**
+ * A model tensor as the manifest declares it.
+ * @typedef {{ name: string, shape: (number | string)[], dtype: string }} TensorSpec
+ */
+/**
+ * One entry of the manifest's `files`, checked.
+ * @typedef {object} BundleFile
+ * @property {string} path the file's name inside the bundle
+ * @property {"encoder" | "decoder" | "prior"} role
+ * @property {"onnx" | "tflite" | "json"} format
+ * @property {string} [precision] "fp32", "fp16", "int8"
+ * @property {string} sha256 64 hex digits
+ * @property {number} size bytes
+ * @property {boolean} default whether it is the default file of its role and format
+ * @property {TensorSpec[]} inputs
+ * @property {TensorSpec[]} outputs
+ */
+/**
+ * The bundle's manifest.json after the checks `load` makes; fields this library does not read are
+ * kept as they are (training epochs, losses, run id...).
+ * @typedef {object} ManifestFields
+ * @property {"vae-digits-bundle"} format
+ * @property {1} format_version
+ * @property {"vae" | "cvae"} kind
+ * @property {number} latent_dim
+ * @property {number} num_classes 0 for a plain VAE
+ * @property {string[]} labels the label names, [] for a plain VAE
+ * @property {number[]} image_shape [28, 28, 1]
+ * @property {number} default_temperature
+ * @property {BundleFile[]} files
+ */
+/** @typedef {ManifestFields & Record<string, unknown>} Manifest */
+/**
+ * Options of `Generator.load`.
+ * @typedef {object} LoadOptions
+ * @property {number} [threads] WebAssembly threads, 0-64 (0, the default: one per core when the page
+ *   is cross-origin isolated, else 1). The first load of the page decides: onnxruntime-web starts once.
+ * @property {string | null} [precision] a precision the bundle ships as ONNX ("int8"); null: the default
+ */
+/**
+ * Options of `generate` and `sample`.
+ * @typedef {object} SampleOptions
+ * @property {number} [count] digits per label (per call for a plain VAE), default 1
+ * @property {number | null} [seed] a non-negative safe integer; null draws a fresh seed
+ * @property {number | null} [temperature] the spread of z, in (0, 10]; null: the bundle's default
+ */
+/**
+ * What `sample` returns: the latents `generate` decodes and the label of each row.
+ * @typedef {{ z: Float32Array, labelIds: Int32Array | null }} Sample
+ */
+/**
+ * What `encode` returns: each N * latent_dim numbers.
+ * @typedef {{ zMean: Float32Array, zLogVar: Float32Array }} Encoded
+ */
