@@ -45,7 +45,7 @@ NOOP_ROUTE = "/v1/noop"  # --bench-routes: the framework's own ceiling, for benc
 JSON_ROUTES = ("/v1/generate", "/v1/decode", NOOP_ROUTE)
 JSON_TYPE = (b"content-type", b"application/json")
 RETRY_AFTER = "1"
-log = logging.getLogger("vae_serve")
+log = logging.getLogger("uvicorn.error")  # printed with uvicorn's own lines
 
 
 @dataclass(frozen=True)

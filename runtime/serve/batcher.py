@@ -44,7 +44,7 @@ class Batcher:
     """One bundle's queue of decoder rows and the task that feeds them to `decode` in batches.
 
     batching=False: every request alone in its own model call, `calls` of them at once (the baseline).
-    on_batch(rows) is told the size of every model call.
+    on_batch(rows, seconds) is told the size and the wall time of every model call.
     """
 
     decode: DecodeBatch
@@ -53,7 +53,7 @@ class Batcher:
     max_queue: int = 4096
     batching: bool = True
     calls: int = 1
-    on_batch: Callable[[int], None] = lambda rows: None
+    on_batch: Callable[[int, float], None] = lambda rows, seconds: None
     _jobs: deque[_Job] = field(default_factory=deque)
     _rows: int = 0
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -123,8 +123,8 @@ class Batcher:
         return jobs
 
     async def _decode(self, jobs: list[_Job]) -> None:
-        self.on_batch(sum(len(job.latents) for job in jobs))
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         try:
             images = await loop.run_in_executor(self._pool, self.decode, [job.latents for job in jobs])
         except Exception as error:  # a model failure fails its requests, not the batcher
@@ -132,6 +132,7 @@ class Batcher:
                 if not job.future.done():
                     job.future.set_exception(error)
             return
+        self.on_batch(sum(len(job.latents) for job in jobs), time.perf_counter() - started)
         for job, image in zip(jobs, images, strict=True):
             if not job.future.done():
                 job.future.set_result(image)

@@ -33,6 +33,13 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.decode_seconds = Histogram(
+            "vae_serve_decode_seconds",
+            "Wall time of a decoder call, by bundle.",
+            ["bundle"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.queue_rows = Gauge(
             "vae_serve_queue_rows",
             "Rows waiting for a decoder call, by bundle.",
@@ -50,8 +57,14 @@ class Metrics:
     def watch_queue(self, bundle: str, rows: Callable[[], int]) -> None:
         self.queue_rows.labels(bundle).set_function(rows)
 
-    def batch_counter(self, bundle: str) -> Callable[[int], None]:
-        return self.batch_rows.labels(bundle).observe
+    def batch_counter(self, bundle: str) -> Callable[[int, float], None]:
+        rows, seconds = self.batch_rows.labels(bundle), self.decode_seconds.labels(bundle)
+
+        def observe(batch_rows: int, batch_seconds: float) -> None:
+            rows.observe(batch_rows)
+            seconds.observe(batch_seconds)
+
+        return observe
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,7 +12,7 @@ import uvicorn
 
 from vae_runtime.serve.app import Service, Settings, create_app
 
-log = logging.getLogger("vae_serve")
+log = logging.getLogger("uvicorn.error")  # printed with uvicorn's own lines
 
 
 class DrainingServer(uvicorn.Server):

@@ -175,6 +175,8 @@ def _read_gray(data: bytes, name: str) -> np.ndarray:
                     f"image {name} is {width}x{height} pixels; at most {MAX_IMAGE_PIXELS:,} are decoded"
                 )
             return np.asarray(source.convert("L"), dtype=np.float32)
+    except VaeDigitsError:  # ours, from the checks above
+        raise
     except UnidentifiedImageError:
         raise VaeDigitsError(f"image {name} is not a {', '.join(IMAGE_FORMATS)} image") from None
     except Image.DecompressionBombError:  # Pillow's own, larger limit, hit while reading the header
