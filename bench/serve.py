@@ -27,6 +27,7 @@ import os
 import platform
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -105,13 +106,16 @@ def load(url: str, path: str, body: dict, clients: int, seconds: float, rate: fl
 
 class Server:
     def __init__(self, bundle: str, *flags: str):
+        import httpx
+
         code = "import sys; sys.argv[0] = 'vae-serve'; from vae_runtime.cli.serve import run; run()"
+        port = str(free_port())
         argv = [
             sys.executable,
             "-c",
             code,
             "--port",
-            "0",
+            port,
             "--bundle",
             bundle,
             "--bench-routes",
@@ -121,22 +125,21 @@ class Server:
         self.log = RESULTS / f"server-{os.getpid()}.log"
         with self.log.open("w") as sink:
             self.process = subprocess.Popen(argv, stdout=sink, stderr=sink)
-        self.url = self._url()
+        self.url = f"http://127.0.0.1:{port}"
+        self.http = httpx.Client(base_url=self.url, timeout=60)
+        deadline = time.monotonic() + 600
+        while not self._ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the server did not start:\n{self.log.read_text()}")
+            time.sleep(0.5)
+
+    def _ready(self) -> bool:
         import httpx
 
-        self.http = httpx.Client(base_url=self.url, timeout=60)
-        while self.http.get("/readyz").status_code != 200:
-            time.sleep(0.2)
-
-    def _url(self) -> str:
-        for _ in range(1200):
-            found = re.search(r"Uvicorn running on (http://[0-9.:]+)", self.log.read_text())
-            if found:
-                return found.group(1)
-            if self.process.poll() is not None:
-                raise SystemExit(f"the server exited:\n{self.log.read_text()}")
-            time.sleep(0.1)
-        raise SystemExit("the server did not start in 120 s")
+        try:
+            return self.http.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -162,6 +165,12 @@ class Server:
         code = self.process.wait(timeout=120)
         self.log.unlink()
         return code
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def measure(server: Server, path: str, body: dict, clients: int, seconds: float, rate: float = 0.0) -> dict:
