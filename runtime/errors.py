@@ -13,6 +13,10 @@ class BundleError(VaeDigitsError):
     """A model bundle that is missing, malformed, tampered with or not loadable."""
 
 
+class TooLargeError(VaeDigitsError):
+    """Bad input that is too large to take: a file, an image, a request body."""
+
+
 class WorkError(VaeDigitsError):
     """Good input, failed work: a check that did not pass, an output that could not be written."""
 

@@ -134,6 +134,18 @@ class Generator:
         prior (a Gaussian mixture per label) when it has one, else N(0, I); its spread is scaled by
         `temperature` (None: the bundle's default temperature).
         """
+        latents = self.sample(labels, count=count, seed=seed, temperature=temperature)
+        return grey_levels(self.decode_batch([latents])[0])
+
+    def sample(
+        self,
+        labels: Labels = None,
+        *,
+        count: int = 1,
+        seed: int | None = None,
+        temperature: float | None = None,
+    ) -> Latents:
+        """The latents `generate` decodes for these arguments (same checks, same draws)."""
         count = _positive_int(count, "count")
         temperature = _temperature(self.info.default_temperature if temperature is None else temperature)
         label_ids = self._label_ids(labels, default_all=True)
@@ -142,8 +154,7 @@ class Generator:
             raise VaeDigitsError(f"{total} digits asked for; at most {MAX_DIGITS} per call")
         rng = np.random.default_rng(_seed(seed))
         repeated = label_ids if label_ids is None or count == 1 else np.repeat(label_ids, count)
-        images = self._decode(self._sample_latents(rng, repeated, total, temperature), repeated)
-        return np.rint(images * 255.0).astype(np.uint8)
+        return Latents(self._sample_latents(rng, repeated, total, temperature), repeated)
 
     def _sample_latents(
         self, rng: np.random.Generator, label_ids: np.ndarray | None, total: int, temperature: float
@@ -154,10 +165,34 @@ class Generator:
             return noise * temperature
         return self.prior.sample(label_ids, noise, rng.random(total), temperature)
 
+    def latents(self, z: Any, labels: Labels = None) -> Latents:
+        """`z` and `labels` checked as `decode` checks them."""
+        z = _as_matrix(z, "z", self.info.latent_dim)
+        return Latents(z, self._labels_for(labels, len(z)))
+
     def decode(self, z: Any, labels: Labels = None) -> np.ndarray:
         """Latents (N, latent_dim) -> float32 images (N, 28, 28) in [0, 1]."""
-        z = _as_matrix(z, "z", self.info.latent_dim)
-        return self._decode(z, self._labels_for(labels, len(z)))
+        return self.decode_batch([self.latents(z, labels)])[0]
+
+    def decode_batch(self, batch: Sequence[Latents]) -> list[np.ndarray]:
+        """Several requests' latents -> each one's float32 images, from shared model calls.
+
+        Each request gets exactly the images it would get alone: a decoder session computes every row
+        independently of the rows beside it, so a request's rows may share a call with others'. The
+        LiteRT bulk route does not give the same last bits as onnxruntime, so a request that alone
+        would take it (BULK_ROWS rows or more) takes it alone.
+        """
+        alone = [self.bulk is not None and len(latents) >= BULK_ROWS for latents in batch]
+        shared = [latents for latents, own in zip(batch, alone, strict=True) if not own]
+        shared_images = iter(self._decode_shared(shared) if shared else [])
+        return [
+            self._decode(latents.z, latents.label_ids) if own else next(shared_images)
+            for latents, own in zip(batch, alone, strict=True)
+        ]
+
+    def _decode_shared(self, batch: list[Latents]) -> list[np.ndarray]:
+        images = self._run_decoder(Latents.join(batch).feeds(self.info.num_classes))["image"][..., 0]
+        return np.split(images, np.cumsum([len(latents) for latents in batch[:-1]]))
 
     def encode(self, images: Any, labels: Labels = None) -> tuple[np.ndarray, np.ndarray]:
         """Images (N, 28, 28[, 1]), uint8 0-255 or float in [0, 1] -> (z_mean, z_log_var)."""
@@ -174,9 +209,7 @@ class Generator:
         return self._label_ids(labels, default_all=True)
 
     def _decode(self, z: np.ndarray, label_ids: np.ndarray | None) -> np.ndarray:
-        feeds = {"z": z}
-        if label_ids is not None:
-            feeds["label"] = one_hot(label_ids, self.info.num_classes)
+        feeds = Latents(z, label_ids).feeds(self.info.num_classes)
         if self.bulk is not None and len(z) >= BULK_ROWS and self.bulk.wins(feeds, self._run_decoder):
             return self.bulk.model.run(feeds)["image"][..., 0]  # LiteRT's threads share one call out
         return self._run_decoder(feeds)["image"][..., 0]
@@ -246,6 +279,33 @@ class Generator:
         if not 0 <= item < len(names):
             raise VaeDigitsError(f"label {item} is out of range: this bundle has labels 0-{len(names) - 1}")
         return int(item)
+
+
+@dataclass(frozen=True)
+class Latents:
+    """Decoder input rows: z (N, latent_dim) float32 and, for a CVAE, a label index per row."""
+
+    z: np.ndarray
+    label_ids: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.z)
+
+    def feeds(self, num_classes: int) -> dict[str, np.ndarray]:
+        if self.label_ids is None:
+            return {"z": self.z}
+        return {"z": self.z, "label": one_hot(self.label_ids, num_classes)}
+
+    @staticmethod
+    def join(batch: Sequence[Latents]) -> Latents:
+        z = np.concatenate([latents.z for latents in batch])
+        labels = [latents.label_ids for latents in batch if latents.label_ids is not None]
+        return Latents(z, np.concatenate(labels) if labels else None)
+
+
+def grey_levels(images: np.ndarray) -> np.ndarray:
+    """float32 images in [0, 1] -> uint8 grey levels, as `generate` returns them."""
+    return np.rint(images * 255.0).astype(np.uint8)
 
 
 class BulkRoute:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from enum import StrEnum
 from typing import Annotated
 
@@ -63,7 +62,7 @@ def generate(
 ) -> None:
     """Generate digits of chosen labels and write them as a PNG grid, PNG files or a .npy array."""
     from vae_runtime.generator import Generator
-    from vae_runtime.tools.images import check_writable, save
+    from vae_runtime.tools.images import check_writable, grid_columns, save
 
     if not info:
         check_writable(out, force)
@@ -77,7 +76,7 @@ def generate(
     if generator.info.conditional:
         ids = generator.label_ids(labels)
         names = [generator.info.labels[i] for i in ids for _ in range(count)]
-    columns = count if names else math.ceil(math.sqrt(count))  # a row per label, else a square
+    columns = grid_columns(count, generator.info.conditional)
     where = save(digits, out, columns=columns, labels=names, force=force)
     what = f"labels {', '.join(dict.fromkeys(names))}" if names else "unconditional"
     print(f"wrote {len(digits)} digits ({what}) to {where}")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_runtime.errors import VaeDigitsError, first_line
-from vae_runtime.generator import Generator
+from vae_runtime.errors import TooLargeError, VaeDigitsError, first_line
+from vae_runtime.generator import Generator, grey_levels
 from vae_runtime.tools.images import grid
 
 MAX_GRID = 100
@@ -106,23 +106,33 @@ def restyle(g: Generator, image: np.ndarray, label: int | str) -> np.ndarray:
     label_id = _one_label(g, label)
     z_mean, _ = g.encode(image[None], [label_id])
     decoded = g.decode(np.repeat(z_mean, g.info.num_classes, axis=0), list(range(g.info.num_classes)))
-    tiles = np.concatenate([image[None], _to_uint8(decoded)])
+    tiles = np.concatenate([image[None], grey_levels(decoded)])
     return grid(tiles, columns=len(tiles))
 
 
 def load_digit(path: Path) -> np.ndarray:
-    """A PNG/JPEG/BMP/WebP of any size -> uint8 (28, 28), white digit on black, centred like MNIST.
+    """A PNG/JPEG/BMP/WebP file of any size -> uint8 (28, 28), white digit on black, centred like MNIST.
 
     The file is untrusted: its size, format and pixel count are checked before any pixel is decoded.
     """
+    path = Path(path)
+    if not path.is_file():
+        raise VaeDigitsError(f"image {path} is not a file")
+    _check_image_bytes(path.stat().st_size, str(path))
+    return read_digit(path.read_bytes(), str(path))
+
+
+def read_digit(data: bytes, name: str = "upload") -> np.ndarray:
+    """`load_digit` for the bytes of an image (an upload), under the same checks; `name` is for messages."""
     from PIL import Image
 
-    gray = _read_gray(Path(path))
+    _check_image_bytes(len(data), name)
+    gray = _read_gray(data, name)
     if np.median(gray) > 127:  # dark ink on light paper: invert to MNIST's white on black
         gray = 255 - gray
     ink = gray > 0.2 * gray.max() if gray.max() > 0 else None
     if ink is None or not ink.any():
-        raise VaeDigitsError(f"image {path} is blank: no digit to encode")
+        raise VaeDigitsError(f"image {name} is blank: no digit to encode")
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     crop = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     # MNIST: the digit fits a 20x20 box, centred in 28x28
@@ -149,28 +159,30 @@ def project_2d(z: np.ndarray) -> tuple[np.ndarray, str, tuple[str, str]]:
     return (centred @ components[:2].T).astype(np.float32), what, ("PC 1", "PC 2")
 
 
-def _read_gray(path: Path) -> np.ndarray:
+def _check_image_bytes(size: int, name: str) -> None:
+    if size > MAX_IMAGE_BYTES:
+        raise TooLargeError(f"image {name} is {size:,} bytes; at most {MAX_IMAGE_BYTES:,} are read")
+
+
+def _read_gray(data: bytes, name: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
-    if not path.is_file():
-        raise VaeDigitsError(f"image {path} is not a file")
-    size = path.stat().st_size
-    if size > MAX_IMAGE_BYTES:
-        raise VaeDigitsError(f"image {path} is {size:,} bytes; at most {MAX_IMAGE_BYTES:,} are read")
     try:
-        with Image.open(path, formats=IMAGE_FORMATS) as source:  # reads the header only
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as source:  # reads the header only
             width, height = source.size
             if width * height > MAX_IMAGE_PIXELS:
-                raise VaeDigitsError(
-                    f"image {path} is {width}x{height} pixels; at most {MAX_IMAGE_PIXELS:,} are decoded"
+                raise TooLargeError(
+                    f"image {name} is {width}x{height} pixels; at most {MAX_IMAGE_PIXELS:,} are decoded"
                 )
             return np.asarray(source.convert("L"), dtype=np.float32)
+    except VaeDigitsError:  # ours, from the checks above
+        raise
     except UnidentifiedImageError:
-        raise VaeDigitsError(f"image {path} is not a {', '.join(IMAGE_FORMATS)} image") from None
+        raise VaeDigitsError(f"image {name} is not a {', '.join(IMAGE_FORMATS)} image") from None
     except Image.DecompressionBombError:  # Pillow's own, larger limit, hit while reading the header
-        raise VaeDigitsError(f"image {path} has more than {MAX_IMAGE_PIXELS:,} pixels") from None
+        raise TooLargeError(f"image {name} has more than {MAX_IMAGE_PIXELS:,} pixels") from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise VaeDigitsError(f"cannot read image {path} ({first_line(error)})") from None
+        raise VaeDigitsError(f"cannot read image {name} ({first_line(error)})") from None
 
 
 def clusters_png(g: Generator, images: np.ndarray, labels: np.ndarray) -> tuple[bytes, str]:
@@ -215,11 +227,7 @@ def clusters_png(g: Generator, images: np.ndarray, labels: np.ndarray) -> tuple[
 
 def _digits(g: Generator, z: np.ndarray, label: int | None) -> np.ndarray:
     labels = None if label is None else [label]
-    return _to_uint8(g.decode(z, labels))
-
-
-def _to_uint8(images: np.ndarray) -> np.ndarray:
-    return np.rint(images * 255.0).astype(np.uint8)
+    return grey_levels(g.decode(z, labels))
 
 
 def _one_label(g: Generator, label: int | str | None) -> int | None:

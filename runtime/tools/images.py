@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,6 +25,11 @@ def grid(digits: np.ndarray, columns: int, pad: int = 2, scale: int = 1) -> np.n
     canvas = tiles.reshape(rows, columns, height + pad, width + pad).transpose(0, 2, 1, 3)
     canvas = np.pad(canvas.reshape(rows * (height + pad), columns * (width + pad)), ((pad, 0), (pad, 0)))
     return canvas.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else canvas
+
+
+def grid_columns(per_label: int, conditional: bool) -> int:
+    """Columns of vae-generate's grid: a row per label for a CVAE, else as square as it gets."""
+    return per_label if conditional else math.ceil(math.sqrt(per_label))
 
 
 def png_bytes(image: np.ndarray) -> bytes:
