@@ -15,8 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from vae_runtime.backends import BACKENDS, INSTALL_HINT, LazyModel, Model, available, open_model
+from vae_runtime.backends import (
+    BACKENDS,
+    INSTALL_HINT,
+    LazyModel,
+    Model,
+    OnnxModel,
+    TfliteModel,
+    available,
+    open_model,
+)
 from vae_runtime.errors import BundleError, VaeDigitsError
 from vae_runtime.manifest import MAX_TEMPERATURE, Manifest, ModelFile, read_manifest, verified_path
 from vae_runtime.prior import Prior
@@ -29,6 +39,7 @@ MAX_DIGITS = 100_000  # per call
 DEFAULT_BUNDLES = ("cvae", "vae", "cvae-hq")  # embedded: the 2-D CVAE and VAE, and the quality CVAE
 
 Labels = int | str | Sequence[int | str] | np.ndarray | None
+Run = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]  # a model call: named arrays in and out
 
 
 def default_bundle(kind: str = "cvae") -> Path:
@@ -54,8 +65,8 @@ class Generator:
     decoder: Model
     files: dict[str, ModelFile]
     workers: int = 1
-    prior: Prior | None = None  # the bundle's fitted latent prior (prior.json), if it has one
-    bulk: BulkRoute | None = None  # backend="auto": LiteRT for requests of BULK_ROWS+, if it is faster
+    prior: Prior | None = None
+    bulk: BulkRoute | None = None
 
     @classmethod
     def load(
@@ -98,7 +109,9 @@ class Generator:
         workers = (threads or os.cpu_count() or 1) if backend == "onnx" else 1
         model_threads = 1 if backend == "onnx" else threads
 
-        def opened(entry: ModelFile, file_format: str = backend, threads: int = model_threads) -> Model:
+        def opened(
+            entry: ModelFile, file_format: str = backend, threads: int = model_threads
+        ) -> OnnxModel | TfliteModel:
             model = open_model(path / entry.path, file_format, threads)
             _check_signature(entry, model)
             return model
@@ -107,16 +120,16 @@ class Generator:
         if manifest.prior is not None:
             prior = Prior.load(path / manifest.prior.path, manifest.latent_dim, manifest.labels)
         # generating never needs the encoder, nor a small request the bulk decoder: both open on first use
-        encoder = LazyModel(lambda: opened(files["encoder"]))
+        lazy_encoder = LazyModel(lambda: opened(encoder))
         bulk = None
         if (
             asked == "auto"
             and backend == "onnx"
-            and (entry := _static_tflite(manifest, "decoder", precision))
+            and (bulk_decoder := _static_tflite(manifest, "decoder", precision))
         ):
-            files["bulk"] = entry
-            bulk = BulkRoute(LazyModel(lambda: opened(entry, "tflite", 0)))
-        return cls(manifest, path, backend, encoder, opened(decoder), files, workers, prior, bulk)
+            files["bulk"] = bulk_decoder
+            bulk = BulkRoute(LazyModel(lambda: opened(bulk_decoder, "tflite", 0)))
+        return cls(manifest, path, backend, lazy_encoder, opened(decoder), files, workers, prior, bulk)
 
     def generate(
         self,
@@ -143,7 +156,8 @@ class Generator:
         rng = np.random.default_rng(_seed(seed))
         repeated = label_ids if label_ids is None or count == 1 else np.repeat(label_ids, count)
         images = self._decode(self._sample_latents(rng, repeated, total, temperature), repeated)
-        return np.rint(images * 255.0).astype(np.uint8)
+        digits: npt.NDArray[np.uint8] = np.rint(images * 255.0).astype(np.uint8)
+        return digits
 
     def _sample_latents(
         self, rng: np.random.Generator, label_ids: np.ndarray | None, total: int, temperature: float
@@ -258,7 +272,7 @@ class BulkRoute:
         self.faster: bool | None = None
         self._lock = threading.Lock()
 
-    def wins(self, feeds: dict[str, np.ndarray], onnx: Callable[[dict], dict]) -> bool:
+    def wins(self, feeds: dict[str, np.ndarray], onnx: Run) -> bool:
         if self.faster is None:
             with self._lock:
                 if self.faster is None:
@@ -270,7 +284,7 @@ class BulkRoute:
         return self.faster
 
 
-def _best_time(run: Callable[[dict], dict], feeds: dict[str, np.ndarray], repeats: int = 3) -> float:
+def _best_time(run: Run, feeds: dict[str, np.ndarray], repeats: int = 3) -> float:
     run(feeds)  # warm up: the first call allocates
     best = math.inf
     for _ in range(repeats):
@@ -286,7 +300,8 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 def one_hot(label_ids: np.ndarray, num_classes: int) -> np.ndarray:
-    return _identity(num_classes)[label_ids]
+    rows: np.ndarray = _identity(num_classes)[label_ids]
+    return rows
 
 
 @functools.cache
@@ -317,7 +332,7 @@ def _static_tflite(manifest: Manifest, role: str, precision: str | None) -> Mode
     return entry if entry is not None and entry.batch_sizes and available("tflite") else None
 
 
-def _check_signature(entry: ModelFile, model: Model) -> None:
+def _check_signature(entry: ModelFile, model: OnnxModel | TfliteModel) -> None:
     declared = {
         **{t.name: tuple(t.shape) for t in entry.inputs},
         **{t.name: tuple(t.shape) for t in entry.outputs},

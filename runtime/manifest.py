@@ -33,6 +33,7 @@ ROLES = ("encoder", "decoder")
 PRIOR = "prior"  # the role of a fitted latent prior (prior.json), sampled by `Generator.generate`
 FORMATS = {"onnx": ".onnx", "tflite": ".tflite", "json": ".json"}
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+Shapes = dict[str, tuple[int | str, ...]]  # tensor name -> shape, "batch" on the dynamic axis
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,8 @@ class ModelFile:
     parity: dict[str, Any] = field(default_factory=dict)
     speed: dict[str, Any] = field(default_factory=dict)
     note: str = ""
-    batch_sizes: tuple[int, ...] = ()  # static batch sizes (one signature each); () = dynamic batch
-    recommended: bool = False  # the file to pick on an edge device (fast and within its bounds)
+    batch_sizes: tuple[int, ...] = ()
+    recommended: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class Manifest:
     run_id: str
     files: tuple[ModelFile, ...]
     default_temperature: float = 1.0
-    omitted: tuple[dict[str, str], ...] = ()  # variants not written, each {"file": ..., "reason": ...}
+    omitted: tuple[dict[str, str], ...] = ()
     training: dict[str, Any] = field(default_factory=dict)
     producer: dict[str, Any] = field(default_factory=dict)
     created: str = ""
@@ -149,7 +150,7 @@ class Manifest:
         return manifest
 
 
-def expected_tensors(manifest: Manifest, role: str) -> tuple[dict, dict]:
+def expected_tensors(manifest: Manifest, role: str) -> tuple[Shapes, Shapes]:
     """The inputs and outputs {name: shape} that a file of `role` must have in this bundle."""
     image = ("batch", *manifest.image_shape)
     latent = ("batch", manifest.latent_dim)
@@ -212,7 +213,7 @@ def _describe(specs: tuple[TensorSpec, ...]) -> str:
     return _describe_shapes({t.name: t.shape for t in specs})
 
 
-def _describe_shapes(shapes: dict) -> str:
+def _describe_shapes(shapes: Shapes) -> str:
     text = ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items())
     return f"({text})" if text else "(none)"
 
@@ -294,7 +295,7 @@ def _model_file(data: Any) -> ModelFile:
     )
 
 
-def _tensors(data: dict, key: str) -> tuple[TensorSpec, ...]:
+def _tensors(data: dict[str, Any], key: str) -> tuple[TensorSpec, ...]:
     items = data.get(key)
     if not isinstance(items, list) or len(items) > 8:
         raise BundleError(f"manifest field {key!r} must be a list of at most 8 tensors")
@@ -340,42 +341,42 @@ def _omitted(value: Any) -> tuple[dict[str, str], ...]:
     return tuple({"file": item["file"], "reason": item["reason"]} for item in value)
 
 
-def _boolean(data: dict, key: str, default: bool) -> bool:
+def _boolean(data: dict[str, Any], key: str, default: bool) -> bool:
     value = data.get(key, default)
     if not isinstance(value, bool):
         raise BundleError(f"manifest field {key!r} must be true or false")
     return value
 
 
-def _string(data: dict, key: str) -> str:
+def _string(data: dict[str, Any], key: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS:
         raise BundleError(f"manifest field {key!r} must be a string of 1-{MAX_NAME_CHARS} characters")
     return value
 
 
-def _one_of(data: dict, key: str, allowed: tuple[str, ...]) -> str:
+def _one_of(data: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
     value = data.get(key)
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise BundleError(f"manifest field {key!r} is {value!r}; expected one of {allowed}")
     return value
 
 
-def _bounded_int(data: dict, key: str, high: int) -> int:
+def _bounded_int(data: dict[str, Any], key: str, high: int) -> int:
     value = data.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= high:
         raise BundleError(f"manifest field {key!r} must be an integer in 1-{high}")
     return value
 
 
-def _int_list(data: dict, key: str, length: int) -> list[int]:
+def _int_list(data: dict[str, Any], key: str, length: int) -> list[int]:
     value = data.get(key)
     if not isinstance(value, list) or len(value) != length:
         raise BundleError(f"manifest field {key!r} must list {length} positive integers")
     return [_bounded_int({key: v}, key, 1 << 16) for v in value]
 
 
-def _string_list(data: dict, key: str, length: int) -> list[str]:
+def _string_list(data: dict[str, Any], key: str, length: int) -> list[str]:
     value = data.get(key, [])
     if not isinstance(value, list) or len(value) != length:
         raise BundleError(f"manifest field {key!r} must list {length} label names")
@@ -387,11 +388,12 @@ def _string_list(data: dict, key: str, length: int) -> list[str]:
     return value
 
 
-def _mapping(data: dict, key: str) -> dict:
+def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
         raise BundleError(f"manifest field {key!r} must be an object")
-    return _finite(value, key)
+    checked: dict[str, Any] = _finite(value, key)
+    return checked
 
 
 def _finite(value: Any, key: str) -> Any:
