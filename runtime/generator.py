@@ -43,7 +43,22 @@ Run = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]  # a model call: 
 
 
 def default_bundle(kind: str = "cvae") -> Path:
-    """The path of a pretrained bundle shipped inside the package ("cvae", "vae" or "cvae-hq")."""
+    """The path of a pretrained bundle shipped inside the package.
+
+    Args:
+        kind: "cvae" (the 2-D conditional VAE), "vae" (the 2-D plain VAE) or "cvae-hq" (the
+            higher-quality CVAE).
+
+    Returns:
+        The bundle's directory inside the installed package.
+
+    Raises:
+        VaeDigitsError: `kind` is not one of the embedded bundles.
+
+    Example:
+        >>> default_bundle("vae").name
+        'vae'
+    """
     if kind not in DEFAULT_BUNDLES:
         raise VaeDigitsError(f"there is no embedded {kind!r} bundle; choose one of {DEFAULT_BUNDLES}")
     return Path(str(resources.files("vae_runtime") / "bundles" / kind))
@@ -53,9 +68,26 @@ def default_bundle(kind: str = "cvae") -> Path:
 class Generator:
     """A loaded bundle: its manifest and one encoder and one decoder on one backend.
 
+    Make one with `Generator.load`. A generator may serve several threads at once: onnxruntime
+    sessions run concurrently, a LiteRT interpreter takes one call at a time.
+
+    Attributes:
+        info: The bundle's checked manifest (kind, latent_dim, labels, files, ...).
+        bundle: The bundle's directory.
+        backend: The backend of `encoder` and `decoder`: "onnx" or "tflite".
+        encoder: Images (and labels) -> {"z_mean", "z_log_var"}; opened on first use.
+        decoder: Latents (and labels) -> {"image"}.
+        files: The manifest entries in use: "encoder", "decoder", and "bulk" when large requests
+            may go to a static-shape TFLite decoder (see `load`).
+        workers: How many chunks of a large ONNX request run at once.
+        prior: The bundle's fitted latent prior (prior.json), if it has one; `generate` samples it.
+        bulk: backend="auto" only: the TFLite decoder for requests of 128 digits or more, used
+            where it measures faster than onnxruntime on this machine.
+
     Example:
         >>> g = Generator.load()                      # the embedded pretrained CVAE
-        >>> sevens = g.generate(7, count=16, seed=0)  # uint8 (16, 28, 28)
+        >>> g.generate(7, count=16, seed=0).shape     # sixteen sevens, uint8
+        (16, 28, 28)
     """
 
     info: Manifest
@@ -76,16 +108,35 @@ class Generator:
         precision: str | None = None,
         threads: int = 0,
     ) -> Generator:
-        """Load `bundle` (a directory; None: the embedded CVAE; "vae" or "cvae-hq": another embedded
-        bundle) after checking its manifest and checksums.
+        """Load a bundle after checking its manifest and the size and sha256 of every file it lists.
 
-        backend: "onnx", "tflite" or "auto": onnxruntime (fastest for a few digits, and the fastest to
-            start); requests of BULK_ROWS digits or more go to the bundle's static-shape TFLite
-            decoder if LiteRT is installed and it measures faster on this machine (timed once, on
-            the first such request); LiteRT alone when onnxruntime is missing.
-        threads: for ONNX, how many chunks of a large request run at once (0: one per core).
-        precision: None for the bundle's defaults (fp32), or e.g. "int8" for a shipped decoder
-            variant (the encoder takes that precision too where the bundle has it).
+        Args:
+            bundle: A bundle directory; None for the embedded CVAE; "cvae", "vae" or "cvae-hq" for
+                an embedded bundle (when no directory of that name is here).
+            backend: "onnx", "tflite" or "auto". "auto" runs onnxruntime (fastest for a few digits,
+                and the fastest to start), and sends requests of 128 digits or more to the bundle's
+                static-shape TFLite decoder if LiteRT is installed and that measures faster on this
+                machine (timed once, on the first such request); LiteRT alone when onnxruntime is
+                missing.
+            precision: None for the bundle's default files (fp32), or the precision of a shipped
+                decoder variant, e.g. "int8"; the encoder takes that precision too where the bundle
+                has it, else its default.
+            threads: 0-1024. For ONNX, how many chunks of a large request run at once; for LiteRT,
+                the threads inside one call. 0: one per core.
+
+        Returns:
+            The generator. Its encoder, and the bulk TFLite decoder, open on first use.
+
+        Raises:
+            BundleError: The bundle is missing, its manifest is malformed, a file is damaged or
+                altered, or it has no file for this backend and precision.
+            VaeDigitsError: A bad argument, or no installed backend can run the bundle (the
+                message says what to pip install).
+
+        Example:
+            >>> g = Generator.load("cvae-hq", backend="onnx")
+            >>> g.backend, g.files["decoder"].path
+            ('onnx', 'decoder.onnx')
         """
         path = default_bundle() if bundle is None else _bundle_path(bundle)
         threads = _threads(threads)
@@ -138,14 +189,32 @@ class Generator:
         count: int = 1,
         seed: int | None = None,
         temperature: float | None = None,
-    ) -> np.ndarray:
-        """Sample digits: uint8 (N, 28, 28), 0 = black.
+    ) -> npt.NDArray[np.uint8]:
+        """Sample new digits. Same seed, same digits.
 
-        labels: for a CVAE an int, a label name or a sequence of them (None: every label);
-        each is drawn `count` times, label by label. For a plain VAE labels must be None
-        and `count` digits are drawn. z is drawn with numpy's default_rng(seed): from the bundle's
-        prior (a Gaussian mixture per label) when it has one, else N(0, I); its spread is scaled by
-        `temperature` (None: the bundle's default temperature).
+        z is drawn with numpy's `default_rng(seed)`: from the bundle's prior (a Gaussian mixture per
+        label) when it has one, else from N(0, I); its spread is scaled by `temperature`.
+
+        Args:
+            labels: For a CVAE, a label index, a label name, or a sequence (or integer array) of
+                them; None for every label. For a plain VAE, None.
+            count: Digits per label (for a plain VAE, in all); at most 100,000 digits per call.
+            seed: A non-negative integer, or None for fresh randomness.
+            temperature: A number in (0, 10]; None for the bundle's default temperature.
+
+        Returns:
+            uint8 images (N, 28, 28), white digits on black (0): each label's `count` digits in
+            turn, in the order of `labels`.
+
+        Raises:
+            VaeDigitsError: A bad argument: an unknown label, labels for a plain VAE, a count
+                that is not a positive integer, a seed that is not a non-negative integer, a
+                temperature outside (0, 10], or more than 100,000 digits.
+
+        Example:
+            >>> g = Generator.load()
+            >>> g.generate([3, "5"], count=2, seed=0).shape  # 3, 3, 5, 5
+            (4, 28, 28)
         """
         count = _positive_int(count, "count")
         temperature = _temperature(self.info.default_temperature if temperature is None else temperature)
@@ -168,13 +237,54 @@ class Generator:
             return noise * temperature
         return self.prior.sample(label_ids, noise, rng.random(total), temperature)
 
-    def decode(self, z: Any, labels: Labels = None) -> np.ndarray:
-        """Latents (N, latent_dim) -> float32 images (N, 28, 28) in [0, 1]."""
+    def decode(self, z: Any, labels: Labels = None) -> npt.NDArray[np.float32]:
+        """Decode latents into images.
+
+        Args:
+            z: Latents, array-like (N, latent_dim), or one latent (latent_dim,); finite numbers.
+            labels: For a CVAE, one label for every row or one per row (as in `generate`); for a
+                plain VAE, None.
+
+        Returns:
+            float32 images (N, 28, 28) in [0, 1].
+
+        Raises:
+            VaeDigitsError: z of the wrong shape, not finite, or empty; labels missing (CVAE),
+                given (VAE), unknown, or neither 1 nor N of them.
+
+        Example:
+            >>> g = Generator.load()
+            >>> g.decode([[0.0, 0.0], [1.0, -1.0]], labels=7).shape
+            (2, 28, 28)
+        """
         z = _as_matrix(z, "z", self.info.latent_dim)
         return self._decode(z, self._labels_for(labels, len(z)))
 
-    def encode(self, images: Any, labels: Labels = None) -> tuple[np.ndarray, np.ndarray]:
-        """Images (N, 28, 28[, 1]), uint8 0-255 or float in [0, 1] -> (z_mean, z_log_var)."""
+    def encode(
+        self, images: Any, labels: Labels = None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Encode images into the parameters of their latent Gaussians.
+
+        Args:
+            images: Array-like (N, 28, 28) or (N, 28, 28, 1), or one image (28, 28): uint8 0-255,
+                or floats in [0, 1]; white digits on black, as MNIST.
+            labels: For a CVAE, the digit each image shows: one label for every row or one per
+                row; for a plain VAE, None.
+
+        Returns:
+            (z_mean, z_log_var), each float32 (N, latent_dim).
+
+        Raises:
+            VaeDigitsError: Images of the wrong shape, empty, or floats outside [0, 1]; labels
+                as in `decode`.
+
+        Example:
+            >>> g = Generator.load()
+            >>> sevens = g.generate(7, count=3, seed=0)
+            >>> z_mean, z_log_var = g.encode(sevens, labels=7)
+            >>> z_mean.shape
+            (3, 2)
+        """
         pixels = _as_images(images)
         feeds = {"image": pixels}
         label_ids = self._labels_for(labels, len(pixels))
@@ -184,10 +294,24 @@ class Generator:
         return outputs["z_mean"], outputs["z_log_var"]
 
     def label_ids(self, labels: Labels) -> np.ndarray | None:
-        """Label indices for `labels` as `generate` reads them (None: every label of a CVAE)."""
+        """The label indices that `generate` would draw for `labels`.
+
+        Args:
+            labels: As in `generate`: label indices or names, or None for every label of a CVAE.
+
+        Returns:
+            An integer array of label indices; None for a plain VAE.
+
+        Raises:
+            VaeDigitsError: An unknown label, or labels for a plain VAE.
+
+        Example:
+            >>> Generator.load().label_ids(["3", 5])
+            array([3, 5])
+        """
         return self._label_ids(labels, default_all=True)
 
-    def _decode(self, z: np.ndarray, label_ids: np.ndarray | None) -> np.ndarray:
+    def _decode(self, z: np.ndarray, label_ids: np.ndarray | None) -> npt.NDArray[np.float32]:
         feeds = {"z": z}
         if label_ids is not None:
             feeds["label"] = one_hot(label_ids, self.info.num_classes)

@@ -38,7 +38,13 @@ Shapes = dict[str, tuple[int | str, ...]]  # tensor name -> shape, "batch" on th
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """A model input or output: its name, shape ("batch" for the dynamic axis) and dtype."""
+    """A model input or output, as the manifest declares it.
+
+    Attributes:
+        name: The tensor's name: "image", "label", "z", "z_mean" or "z_log_var".
+        shape: Its shape, with "batch" on the batch axis, e.g. ("batch", 28, 28, 1).
+        dtype: Always "float32".
+    """
 
     name: str
     shape: tuple[int | str, ...]
@@ -47,7 +53,30 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class ModelFile:
-    """One model file of the bundle and what was measured about it at export."""
+    """One file of the bundle, and what was measured about it at export.
+
+    Attributes:
+        path: The file's name inside the bundle, e.g. "decoder.int8.tflite".
+        role: "encoder", "decoder", or "prior" (the fitted latent prior, prior.json).
+        format: "onnx", "tflite", or "json" (the prior).
+        precision: "fp32", "fp16", "dynamic" (int8 weights) or "int8".
+        inputs: The model's inputs.
+        outputs: The model's outputs.
+        sha256: The file's sha256, checked on load.
+        size: The file's size in bytes, checked on load.
+        default: Whether this is the file of its role and format that loads when no precision
+            is named (exactly one is).
+        parity: How far its outputs are from the reference (Keras for fp32, the fp32 file for a
+            variant): max_abs_diff, mean_abs_diff, psnr_db, ...; for the prior, what it was
+            fitted on.
+        speed: Samples per second at export ({"batch", "per_second"}, and "vs_fp32" for a
+            variant).
+        note: Why a variant is not the default, if it is not.
+        batch_sizes: The static batch sizes of a TFLite file (one signature each); () for a
+            dynamic batch.
+        recommended: The file to pick on an edge device: faster than fp32 and within its error
+            bounds.
+    """
 
     path: str
     role: str
@@ -67,7 +96,30 @@ class ModelFile:
 
 @dataclass(frozen=True)
 class Manifest:
-    """The typed manifest.json of a bundle."""
+    """The typed manifest.json of a bundle, read by `read_manifest` and checked field by field.
+
+    Attributes:
+        kind: "cvae" (conditional: takes labels) or "vae".
+        latent_dim: The size of a latent z.
+        num_classes: The number of labels (0 for a plain VAE).
+        labels: The label names, in index order (() for a plain VAE).
+        image_shape: Always (28, 28, 1).
+        run_id: The training run the models come from.
+        files: Every file of the bundle.
+        default_temperature: The sampling temperature `Generator.generate` uses by default.
+        omitted: Variants that the export did not ship, each {"file": ..., "reason": ...}.
+        training: The training run's record: epochs, validation losses, data, ...
+        producer: The versions of the tools that wrote the files.
+        created: When the bundle was written (ISO 8601).
+        format: Always "vae-digits-bundle".
+        format_version: The manifest format's version; this runtime reads version 1.
+
+    Example:
+        >>> from vae_runtime import default_bundle
+        >>> manifest = read_manifest(default_bundle())
+        >>> manifest.kind, manifest.latent_dim, manifest.find("decoder", "onnx").path
+        ('cvae', 2, 'decoder.onnx')
+    """
 
     kind: str
     latent_dim: int
@@ -86,15 +138,26 @@ class Manifest:
 
     @property
     def conditional(self) -> bool:
+        """True for a CVAE, whose models take a label."""
         return self.kind == "cvae"
 
     @property
     def prior(self) -> ModelFile | None:
-        """The fitted latent prior (prior.json) that `generate` samples from, if the bundle has one."""
+        """The entry of the fitted latent prior (prior.json) that `Generator.generate` samples
+        from; None when the bundle has none (z is then drawn from N(0, I))."""
         return next((entry for entry in self.files if entry.role == PRIOR), None)
 
     def find(self, role: str, format: str, precision: str | None = None) -> ModelFile | None:
-        """The file for `role` in `format`: the named precision, else the default one."""
+        """The file for a role in a format.
+
+        Args:
+            role: "encoder", "decoder" or "prior".
+            format: "onnx", "tflite" or "json".
+            precision: A precision such as "int8"; None for the default file.
+
+        Returns:
+            The entry, or None when the bundle has no such file.
+        """
         for entry in self.files:
             wanted = precision == entry.precision or (precision is None and entry.default)
             if entry.role == role and entry.format == format and wanted:
@@ -102,12 +165,24 @@ class Manifest:
         return None
 
     def to_json(self) -> str:
+        """The manifest as manifest.json's text: indented JSON, ending in a newline."""
         return json.dumps(asdict(self), indent=2) + "\n"
 
     @classmethod
     def from_dict(cls, data: Any) -> Manifest:
         """Validate a parsed manifest.json: each field, the hard limits, and that the fields agree
-        with each other; anything off raises a one-line BundleError naming the field."""
+        with each other.
+
+        Args:
+            data: The parsed JSON (untrusted).
+
+        Returns:
+            The manifest.
+
+        Raises:
+            BundleError: A field is missing, malformed, beyond a limit or disagrees with another;
+                the one-line message names the field.
+        """
         if not isinstance(data, dict):
             raise BundleError("manifest.json must hold a JSON object")
         if data.get("format") != FORMAT:
@@ -219,7 +294,18 @@ def _describe_shapes(shapes: Shapes) -> str:
 
 
 def read_manifest(bundle: Path) -> Manifest:
-    """Read and validate `bundle/manifest.json` without touching any model file."""
+    """Read and validate a bundle's manifest.json without touching any model file.
+
+    Args:
+        bundle: The bundle directory.
+
+    Returns:
+        The checked manifest.
+
+    Raises:
+        BundleError: The directory or its manifest.json is missing, unreadable, larger than 1 MiB,
+            not JSON, or not a valid manifest (see `Manifest.from_dict`).
+    """
     bundle = Path(bundle)
     if not bundle.is_dir():
         raise BundleError(f"bundle {bundle} is not a directory")
