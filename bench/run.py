@@ -26,10 +26,11 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from vae_runtime.backends import available, open_model
+from vae_runtime.backends import OnnxModel, available, open_model
 from vae_runtime.generator import Generator, default_bundle
 from vae_runtime.manifest import read_manifest
 
@@ -81,7 +82,9 @@ def single_digit(bundle: Path, count: int = 9000) -> dict[str, float]:
     (a call after the heavy one runs with cold caches) hit all alike."""
     generator = Generator.load(bundle)
     decoder = read_manifest(bundle).find("decoder", "onnx")
-    bare = open_model(bundle / decoder.path, "onnx", threads=1)
+    if decoder is None:
+        raise SystemExit(f"{bundle} has no onnx decoder to time")
+    bare = OnnxModel(bundle / decoder.path, threads=1)
     feeds = feeds_for(generator.info, 1, np.random.default_rng(0))
     label = 7 if generator.info.conditional else None
     seeds = iter(range(10**9))
@@ -282,7 +285,7 @@ def main() -> None:
     baseline = next((r for n, r in results.items() if "baseline" in n), None)
     gflops = sgemm_gflops()
     ceiling = gflops * 1000 / DECODER_MFLOP
-    report = {
+    report: dict[str, Any] = {
         "date": date,
         "machine": machine,
         "bundle": str(args.bundle),

@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 try:
     from vae_runtime.errors import BundleError
@@ -165,7 +164,8 @@ class SiteHandler(SimpleHTTPRequestHandler):
     """Static files with the media types the page needs, no caching, and (isolation) COOP/COEP."""
 
     isolation = True
-    extensions_map: ClassVar[dict[str, str]] = {**SimpleHTTPRequestHandler.extensions_map, **MEDIA_TYPES}
+    # not a ClassVar: the base class declares it per instance (mypy); shared here, and never mutated
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **MEDIA_TYPES}  # noqa: RUF012
 
     def end_headers(self) -> None:
         if self.isolation:
