@@ -27,15 +27,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from flops import graph_mflop
 
-from vae_runtime.backends import available, open_model
+from vae_runtime.backends import OnnxModel, available, open_model
 from vae_runtime.generator import Generator, default_bundle
-from vae_runtime.manifest import read_manifest
+from vae_runtime.manifest import Manifest, read_manifest
 
 BATCHES = (1, 16, 256)
 BASELINE = "keras tf.function (baseline)"
@@ -85,7 +87,9 @@ def single_digit(bundle: Path, count: int = 9000) -> dict[str, float]:
     (a call after the heavy one runs with cold caches) hit all alike."""
     generator = Generator.load(bundle)
     decoder = read_manifest(bundle).find("decoder", "onnx")
-    bare = open_model(bundle / decoder.path, "onnx", threads=1)
+    if decoder is None:
+        raise SystemExit(f"{bundle} has no onnx decoder to time")
+    bare = OnnxModel(bundle / decoder.path, threads=1)
     feeds = feeds_for(generator.info, 1, np.random.default_rng(0))
     label = 7 if generator.info.conditional else None
     seeds = iter(range(10**9))
@@ -288,8 +292,8 @@ def main() -> None:
         }
     baseline = next((r for n, r in results.items() if "baseline" in n), None)
     gflops = sgemm_gflops()
-    ceiling = gflops * 1000 / graph_mflop(args.bundle / manifest.find("decoder", "onnx").path)
-    report = {
+    ceiling = gflops * 1000 / decoder_mflop(args.bundle)
+    report: dict[str, Any] = {
         "date": date,
         "machine": machine,
         "bundle": str(args.bundle),
@@ -335,10 +339,11 @@ def main() -> None:
 def compare_bundles(bundles: list[Path], seconds: float, rounds: int) -> list[dict]:
     """Per bundle and decoder file of COMPARED_FILES: MFLOP and median digits/s at batch 1 and 256
     (onnxruntime on its default threads, LiteRT on 2), every file once per round and batch."""
-    rows, contenders = [], []
+    rows: list[dict[str, Any]] = []
+    contenders: list[tuple[Callable[..., Any], Manifest, dict[int, list[float]]]] = []
     for bundle in bundles:
         manifest = read_manifest(bundle)
-        mflop = graph_mflop(bundle / manifest.find("decoder", "onnx").path)
+        mflop = decoder_mflop(bundle)
         for entry in manifest.files:
             if entry.role != "decoder" or (entry.format, entry.precision) not in COMPARED_FILES:
                 continue
@@ -356,6 +361,14 @@ def compare_bundles(bundles: list[Path], seconds: float, rounds: int) -> list[di
     for row, (_, _, figures) in zip(rows, contenders, strict=True):
         row.update({f"batch {batch}": statistics.median(values) for batch, values in figures.items()})
     return rows
+
+
+def decoder_mflop(bundle: Path) -> float:
+    """The bundle's decoder compute per digit, counted from its ONNX graph."""
+    entry = read_manifest(bundle).find("decoder", "onnx")
+    if entry is None:
+        raise SystemExit(f"{bundle} has no ONNX decoder to count the compute of")
+    return graph_mflop(bundle / entry.path)
 
 
 def print_comparison(rows: list[dict]) -> None:

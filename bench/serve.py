@@ -147,7 +147,10 @@ class Server:
 
     def rss_mib(self) -> float:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+        found = re.search(r"VmRSS:\s+(\d+) kB", status)
+        if found is None:
+            raise RuntimeError(f"no VmRSS in /proc/{self.process.pid}/status: has the server exited?")
+        return int(found.group(1)) / 1024
 
     def metrics(self) -> dict[str, float]:
         found = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
@@ -81,10 +82,19 @@ def run_batched(model: Model, feeds: dict[str, np.ndarray], batch: int = 1024) -
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
-def compare(actual: dict, expected: dict) -> dict[str, float]:
+class Figures(TypedDict, total=False):
+    """What `compare` measures; psnr_db for images only, None where they are identical."""
+
+    max_abs_diff: float
+    mean_abs_diff: float
+    samples: int
+    psnr_db: float | None
+
+
+def compare(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> Figures:
     """Max and mean absolute difference over all outputs, and PSNR (dB) for images in [0, 1]."""
     diffs = np.concatenate([np.abs(actual[k] - expected[k]).ravel() for k in expected])
-    figures = {
+    figures: Figures = {
         "max_abs_diff": float(diffs.max()),
         "mean_abs_diff": float(diffs.mean()),
         "samples": len(next(iter(expected.values()))),

@@ -31,7 +31,9 @@ Atol = Annotated[
     float, typer.Option(parser=number(1e-12, 1.0), help="Max abs diff allowed against Keras (fp32 files).")
 ]
 Opset = Annotated[int, typer.Option(parser=integer(13, 18), help="ONNX opset, 13-18.")]
-Data = data_option("MNIST npz / IDX directory for the checks (default: the run's data).")
+Data = Annotated[
+    Path | None, data_option("MNIST npz / IDX directory for the checks (default: the run's data).")
+]
 ForceBundle = Annotated[
     bool, typer.Option("--force", help="Replace files (or another run's bundle) in --out.")
 ]

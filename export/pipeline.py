@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from vae_export.checks import (
 )
 from vae_export.prior import fit_prior, prior_json
 from vae_export.source import TrainedRun, load_run
-from vae_runtime.backends import open_model
+from vae_runtime.backends import OnnxModel, TfliteModel, open_model
 from vae_runtime.errors import VaeDigitsError
 from vae_runtime.generator import one_hot
 from vae_runtime.manifest import PRIOR, ROLES, Manifest, ModelFile, TensorSpec, sha256_hex
@@ -39,8 +40,15 @@ Calibration = Callable[[], dict[str, np.ndarray]]
 class Format(Protocol):
     """How one file format converts a Keras model; see onnx.py and tflite.py."""
 
-    name: str  # the manifest's format name and the file extension
-    keep_slower: bool  # ship variants slower than fp32 (they were asked for by name)
+    @property
+    def name(self) -> str:
+        """The manifest's format name and the file extension."""
+        ...
+
+    @property
+    def keep_slower(self) -> bool:
+        """Ship variants slower than fp32 (they were asked for by name)."""
+        ...
 
     def precisions(self, role: str) -> tuple[str, ...]:
         """fp32 first, then the variants this export writes for `role`."""
@@ -64,8 +72,8 @@ class Format(Protocol):
 
 
 def export(
-    run_dir: Path,
-    out: Path,
+    run_dir: str | Path,
+    out: str | Path,
     formats: list[Format],
     *,
     atol: float = 1e-4,
@@ -100,7 +108,7 @@ def export(
         prior_path = bundle.claim(PRIOR_FILE) if prior else None
         if temperature is not None:
             bundle.default_temperature = temperature
-        fp32: dict[tuple[str, str], tuple[ModelFile, object]] = {}
+        fp32: dict[tuple[str, str], tuple[ModelFile, OnnxModel | TfliteModel]] = {}
         for file_format in formats:
             bundle.producer.update(file_format.producer())
         for (file_format, role, precision), path in zip(plan, paths, strict=True):
@@ -112,13 +120,13 @@ def export(
                     role,
                     precision,
                     path,
-                    lambda role=role: calibration_feeds(run, mnist, role, CALIBRATION_SAMPLES),
+                    functools.partial(calibration_feeds, run, mnist, role, CALIBRATION_SAMPLES),
                 )
             report(f"convert   {path.name:<22} {time.perf_counter() - started:6.1f}s")
             reference = fp32.get((file_format.name, role))
             entry, loaded, reason = _validated(path, file_format, role, precision, probe, atol, reference)
             report(_verdict(path.name, entry or reason))
-            if precision == "fp32":
+            if entry is not None and precision == "fp32":  # an fp32 file is shipped or raises ParityError
                 fp32[(file_format.name, role)] = (entry, loaded)
             if entry is None:
                 path.unlink()
@@ -129,8 +137,10 @@ def export(
             bundle.add(_write_prior(run, mnist, prior, prior_path, report))
         for role in ROLES:
             _recommend_for_edge(bundle, role, report)
-    report(summary_table(bundle.committed))
-    return bundle.committed
+    manifest = bundle.committed
+    assert manifest is not None  # writing_bundle commits when its block ends without an error
+    report(summary_table(manifest))
+    return manifest
 
 
 def _recommend_for_edge(bundle, role: str, report: Report) -> None:
@@ -184,18 +194,25 @@ RECOMMEND_SPEEDUP = 1.3  # an edge variant this much faster than fp32 (within it
 
 
 def _validated(
-    path: Path, file_format: Format, role: str, precision: str, probe: Probe, atol: float, fp32: tuple | None
-) -> tuple[ModelFile | None, object, str]:
+    path: Path,
+    file_format: Format,
+    role: str,
+    precision: str,
+    probe: Probe,
+    atol: float,
+    fp32: tuple[ModelFile, OnnxModel | TfliteModel] | None,
+) -> tuple[ModelFile | None, OnnxModel | TfliteModel, str]:
     """Check one written file: (its manifest entry or None when not shipped, the model, why not)."""
     model = open_model(path, file_format.name)
     if precision == "fp32":
-        parity, within = check_fp32(model, probe, role, path.name, atol), True
-    else:
-        parity, within = check_variant(model, fp32[1], probe, role)
-    speed = measure_speed(model, probe, role)
-    if precision == "fp32":
+        parity = check_fp32(model, probe, role, path.name, atol)
+        speed = measure_speed(model, probe, role)
         return _entry(path, file_format, role, precision, model, parity, speed), model, ""
-    fp32_speed = fp32[0].speed["per_second"]
+    assert fp32 is not None  # the plan puts each role's fp32 file first: the reference of its variants
+    fp32_entry, fp32_model = fp32
+    parity, within = check_variant(model, fp32_model, probe, role)
+    speed = measure_speed(model, probe, role)
+    fp32_speed = fp32_entry.speed["per_second"]
     speed["vs_fp32"] = round(speed["per_second"] / fp32_speed, 3)
     if not within:
         return None, model, f"over its error bounds {parity['bounds']} against fp32"

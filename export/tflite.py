@@ -113,7 +113,8 @@ def _save_signatures(model: keras.Model, batch_sizes: tuple[int, ...], directory
 
     module = tf.Module()
     # Keras 3 variables are not tracked by a tf.Module: hold their tf.Variables, or the file is weightless
-    module.variables_to_keep = [weight.value for weight in model.weights]
+    # (tf.Module tracks any attribute set on it; its stubs declare none, hence the ignore)
+    module.variables_to_keep = [weight.value for weight in model.weights]  # type: ignore[attr-defined]
     functions = {signature_key(batch): signature(batch) for batch in batch_sizes}
     for key, function in functions.items():
         setattr(module, key, function)

@@ -7,14 +7,35 @@ Example:
 """
 
 from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from vae_runtime.errors import BundleError, DataError, VaeDigitsError
+from vae_runtime.errors import BundleError, DataError, VaeDigitsError, WorkError
 
-__all__ = ["BundleError", "DataError", "Generator", "Manifest", "VaeDigitsError", "default_bundle"]
-_LAZY = {"Generator": "generator", "default_bundle": "generator", "Manifest": "manifest"}
+if TYPE_CHECKING:  # type checkers see the real classes; at run time they load on first use (numpy)
+    from vae_runtime.generator import Generator, default_bundle
+    from vae_runtime.manifest import Manifest, ModelFile, TensorSpec
+
+__all__ = [
+    "BundleError",
+    "DataError",
+    "Generator",
+    "Manifest",
+    "ModelFile",
+    "TensorSpec",
+    "VaeDigitsError",
+    "WorkError",
+    "default_bundle",
+]
+_LAZY = {
+    "Generator": "generator",
+    "default_bundle": "generator",
+    "Manifest": "manifest",
+    "ModelFile": "manifest",
+    "TensorSpec": "manifest",
+}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(f"vae_runtime.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'vae_runtime' has no attribute {name!r}")

@@ -6,11 +6,12 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from vae_runtime.errors import BundleError, VaeDigitsError, first_line
+from vae_runtime.manifest import Shapes
 from vae_runtime.quiet import native_output_silenced
 
 BACKENDS = ("onnx", "tflite")
@@ -23,8 +24,11 @@ INSTALL_HINT = {
 class Model(Protocol):
     """A loaded model file: `run` maps input names to arrays and returns outputs by name."""
 
-    input_names: tuple[str, ...]
-    output_names: tuple[str, ...]
+    @property
+    def input_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def output_names(self) -> tuple[str, ...]: ...
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
@@ -44,8 +48,8 @@ class OnnxModel:
             raise BundleError(f"cannot load {path.name} with onnxruntime ({first_line(error)})") from None
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
-        self.input_shapes = {i.name: tuple(i.shape) for i in self.session.get_inputs()}
-        self.output_shapes = {o.name: tuple(o.shape) for o in self.session.get_outputs()}
+        self.input_shapes: Shapes = {i.name: tuple(i.shape) for i in self.session.get_inputs()}
+        self.output_shapes: Shapes = {o.name: tuple(o.shape) for o in self.session.get_outputs()}
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outputs = self.session.run(self.output_names, feeds)
@@ -85,8 +89,8 @@ class TfliteModel:
         self.input_names = tuple(inputs)
         self.output_names = tuple(outputs)
         static = bool(self.batch_sizes)
-        self.input_shapes = {k: _tflite_shape(v, static) for k, v in inputs.items()}
-        self.output_shapes = {k: _tflite_shape(v, static) for k, v in outputs.items()}
+        self.input_shapes: Shapes = {k: _tflite_shape(v, static) for k, v in inputs.items()}
+        self.output_shapes: Shapes = {k: _tflite_shape(v, static) for k, v in outputs.items()}
         self._lock = threading.Lock()
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -131,7 +135,7 @@ def _is_static(key: str) -> bool:
     return key.startswith(STATIC_PREFIX) and key.removeprefix(STATIC_PREFIX).isdigit()
 
 
-def _zeros(details: dict, batch: int) -> dict[str, np.ndarray]:
+def _zeros(details: dict[str, dict[str, Any]], batch: int) -> dict[str, np.ndarray]:
     return {name: np.zeros([batch, *d["shape"][1:]], np.float32) for name, d in details.items()}
 
 
@@ -168,10 +172,10 @@ class LazyModel:
         return self.get().run(feeds)
 
 
-def open_model(path: Path, format: str, threads: int = 0) -> Model:
+def open_model(path: Path, format: str, threads: int = 0) -> OnnxModel | TfliteModel:
     """Load one model file with the backend for `format` ("onnx" or "tflite")."""
-    model_class = {"onnx": OnnxModel, "tflite": TfliteModel}[format]
-    return model_class(Path(path), threads)
+    classes: dict[str, type[OnnxModel | TfliteModel]] = {"onnx": OnnxModel, "tflite": TfliteModel}
+    return classes[format](Path(path), threads)
 
 
 def available(format: str) -> bool:
@@ -182,7 +186,7 @@ def available(format: str) -> bool:
     return True
 
 
-def _import(format: str):
+def _import(format: str) -> Any:  # the module of an untyped library
     try:
         if format == "onnx":
             import onnxruntime
@@ -195,7 +199,7 @@ def _import(format: str):
         raise VaeDigitsError(f"the {format} backend is not installed: {INSTALL_HINT[format]}") from None
 
 
-def _tflite_shape(details: dict, static: bool) -> tuple[int | str, ...]:
+def _tflite_shape(details: dict[str, Any], static: bool) -> tuple[int | str, ...]:
     """The shape with "batch" on the batch axis: dynamic (-1), or a static signature's size."""
     signature = details.get("shape_signature", details["shape"])
     return tuple("batch" if d == -1 or (static and axis == 0) else int(d) for axis, d in enumerate(signature))

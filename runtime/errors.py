@@ -2,7 +2,19 @@
 
 
 class VaeDigitsError(ValueError):
-    """Bad input: an argument, a file or a bundle. The message is one line that says what to do."""
+    """Bad input: an argument, a file or a bundle. The message is one line that says what to do.
+
+    The base of every vae-digits error; a ValueError, so code that already catches ValueError for
+    bad arguments catches it too.
+
+    Example:
+        >>> from vae_runtime import Generator, VaeDigitsError
+        >>> try:
+        ...     Generator.load().generate(12)
+        ... except VaeDigitsError as error:
+        ...     print(error)
+        label 12 is out of range: this bundle has labels 0-9
+    """
 
 
 class DataError(VaeDigitsError):

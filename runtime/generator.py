@@ -15,8 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from vae_runtime.backends import BACKENDS, INSTALL_HINT, LazyModel, Model, available, open_model
+from vae_runtime.backends import (
+    BACKENDS,
+    INSTALL_HINT,
+    LazyModel,
+    Model,
+    OnnxModel,
+    TfliteModel,
+    available,
+    open_model,
+)
 from vae_runtime.errors import BundleError, VaeDigitsError
 from vae_runtime.manifest import MAX_TEMPERATURE, Manifest, ModelFile, read_manifest, verified_path
 from vae_runtime.prior import Prior
@@ -29,10 +39,26 @@ MAX_DIGITS = 100_000  # per call
 DEFAULT_BUNDLES = ("cvae", "vae", "cvae-hq")  # embedded: the 2-D CVAE and VAE, and the quality CVAE
 
 Labels = int | str | Sequence[int | str] | np.ndarray | None
+Run = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]  # a model call: named arrays in and out
 
 
 def default_bundle(kind: str = "cvae") -> Path:
-    """The path of a pretrained bundle shipped inside the package ("cvae", "vae" or "cvae-hq")."""
+    """The path of a pretrained bundle shipped inside the package.
+
+    Args:
+        kind: "cvae" (the 2-D conditional VAE), "vae" (the 2-D plain VAE) or "cvae-hq" (the
+            higher-quality CVAE).
+
+    Returns:
+        The bundle's directory inside the installed package.
+
+    Raises:
+        VaeDigitsError: `kind` is not one of the embedded bundles.
+
+    Example:
+        >>> default_bundle("vae").name
+        'vae'
+    """
     if kind not in DEFAULT_BUNDLES:
         raise VaeDigitsError(f"there is no embedded {kind!r} bundle; choose one of {DEFAULT_BUNDLES}")
     return Path(str(resources.files("vae_runtime") / "bundles" / kind))
@@ -42,9 +68,26 @@ def default_bundle(kind: str = "cvae") -> Path:
 class Generator:
     """A loaded bundle: its manifest and one encoder and one decoder on one backend.
 
+    Make one with `Generator.load`. A generator may serve several threads at once: onnxruntime
+    sessions run concurrently, a LiteRT interpreter takes one call at a time.
+
+    Attributes:
+        info: The bundle's checked manifest (kind, latent_dim, labels, files, ...).
+        bundle: The bundle's directory.
+        backend: The backend of `encoder` and `decoder`: "onnx" or "tflite".
+        encoder: Images (and labels) -> {"z_mean", "z_log_var"}; opened on first use.
+        decoder: Latents (and labels) -> {"image"}.
+        files: The manifest entries in use: "encoder", "decoder", and "bulk" when large requests
+            may go to a static-shape TFLite decoder (see `load`).
+        workers: How many chunks of a large ONNX request run at once.
+        prior: The bundle's fitted latent prior (prior.json), if it has one; `generate` samples it.
+        bulk: backend="auto" only: the TFLite decoder for requests of 128 digits or more, used
+            where it measures faster than onnxruntime on this machine.
+
     Example:
         >>> g = Generator.load()                      # the embedded pretrained CVAE
-        >>> sevens = g.generate(7, count=16, seed=0)  # uint8 (16, 28, 28)
+        >>> g.generate(7, count=16, seed=0).shape     # sixteen sevens, uint8
+        (16, 28, 28)
     """
 
     info: Manifest
@@ -54,8 +97,8 @@ class Generator:
     decoder: Model
     files: dict[str, ModelFile]
     workers: int = 1
-    prior: Prior | None = None  # the bundle's fitted latent prior (prior.json), if it has one
-    bulk: BulkRoute | None = None  # backend="auto": LiteRT for requests of BULK_ROWS+, if it is faster
+    prior: Prior | None = None
+    bulk: BulkRoute | None = None
 
     @classmethod
     def load(
@@ -65,16 +108,35 @@ class Generator:
         precision: str | None = None,
         threads: int = 0,
     ) -> Generator:
-        """Load `bundle` (a directory; None: the embedded CVAE; "vae" or "cvae-hq": another embedded
-        bundle) after checking its manifest and checksums.
+        """Load a bundle after checking its manifest and the size and sha256 of every file it lists.
 
-        backend: "onnx", "tflite" or "auto": onnxruntime (fastest for a few digits, and the fastest to
-            start); requests of BULK_ROWS digits or more go to the bundle's static-shape TFLite
-            decoder if LiteRT is installed and it measures faster on this machine (timed once, on
-            the first such request); LiteRT alone when onnxruntime is missing.
-        threads: for ONNX, how many chunks of a large request run at once (0: one per core).
-        precision: None for the bundle's defaults (fp32), or e.g. "int8" for a shipped decoder
-            variant (the encoder takes that precision too where the bundle has it).
+        Args:
+            bundle: A bundle directory; None for the embedded CVAE; "cvae", "vae" or "cvae-hq" for
+                an embedded bundle (when no directory of that name is here).
+            backend: "onnx", "tflite" or "auto". "auto" runs onnxruntime (fastest for a few digits,
+                and the fastest to start), and sends requests of 128 digits or more to the bundle's
+                static-shape TFLite decoder if LiteRT is installed and that measures faster on this
+                machine (timed once, on the first such request); LiteRT alone when onnxruntime is
+                missing.
+            precision: None for the bundle's default files (fp32), or the precision of a shipped
+                decoder variant, e.g. "int8"; the encoder takes that precision too where the bundle
+                has it, else its default.
+            threads: 0-1024. For ONNX, how many chunks of a large request run at once; for LiteRT,
+                the threads inside one call. 0: one per core.
+
+        Returns:
+            The generator. Its encoder, and the bulk TFLite decoder, open on first use.
+
+        Raises:
+            BundleError: The bundle is missing, its manifest is malformed, a file is damaged or
+                altered, or it has no file for this backend and precision.
+            VaeDigitsError: A bad argument, or no installed backend can run the bundle (the
+                message says what to pip install).
+
+        Example:
+            >>> g = Generator.load("cvae-hq", backend="onnx")
+            >>> g.backend, g.files["decoder"].path
+            ('onnx', 'decoder.onnx')
         """
         path = default_bundle() if bundle is None else _bundle_path(bundle)
         threads = _threads(threads)
@@ -98,7 +160,9 @@ class Generator:
         workers = (threads or os.cpu_count() or 1) if backend == "onnx" else 1
         model_threads = 1 if backend == "onnx" else threads
 
-        def opened(entry: ModelFile, file_format: str = backend, threads: int = model_threads) -> Model:
+        def opened(
+            entry: ModelFile, file_format: str = backend, threads: int = model_threads
+        ) -> OnnxModel | TfliteModel:
             model = open_model(path / entry.path, file_format, threads)
             _check_signature(entry, model)
             return model
@@ -107,16 +171,16 @@ class Generator:
         if manifest.prior is not None:
             prior = Prior.load(path / manifest.prior.path, manifest.latent_dim, manifest.labels)
         # generating never needs the encoder, nor a small request the bulk decoder: both open on first use
-        encoder = LazyModel(lambda: opened(files["encoder"]))
+        lazy_encoder = LazyModel(lambda: opened(encoder))
         bulk = None
         if (
             asked == "auto"
             and backend == "onnx"
-            and (entry := _static_tflite(manifest, "decoder", precision))
+            and (bulk_decoder := _static_tflite(manifest, "decoder", precision))
         ):
-            files["bulk"] = entry
-            bulk = BulkRoute(LazyModel(lambda: opened(entry, "tflite", 0)))
-        return cls(manifest, path, backend, encoder, opened(decoder), files, workers, prior, bulk)
+            files["bulk"] = bulk_decoder
+            bulk = BulkRoute(LazyModel(lambda: opened(bulk_decoder, "tflite", 0)))
+        return cls(manifest, path, backend, lazy_encoder, opened(decoder), files, workers, prior, bulk)
 
     def generate(
         self,
@@ -125,14 +189,32 @@ class Generator:
         count: int = 1,
         seed: int | None = None,
         temperature: float | None = None,
-    ) -> np.ndarray:
-        """Sample digits: uint8 (N, 28, 28), 0 = black.
+    ) -> npt.NDArray[np.uint8]:
+        """Sample new digits. Same seed, same digits.
 
-        labels: for a CVAE an int, a label name or a sequence of them (None: every label);
-        each is drawn `count` times, label by label. For a plain VAE labels must be None
-        and `count` digits are drawn. z is drawn with numpy's default_rng(seed): from the bundle's
-        prior (a Gaussian mixture per label) when it has one, else N(0, I); its spread is scaled by
-        `temperature` (None: the bundle's default temperature).
+        z is drawn with numpy's `default_rng(seed)`: from the bundle's prior (a Gaussian mixture per
+        label) when it has one, else from N(0, I); its spread is scaled by `temperature`.
+
+        Args:
+            labels: For a CVAE, a label index, a label name, or a sequence (or integer array) of
+                them; None for every label. For a plain VAE, None.
+            count: Digits per label (for a plain VAE, in all); at most 100,000 digits per call.
+            seed: A non-negative integer, or None for fresh randomness.
+            temperature: A number in (0, 10]; None for the bundle's default temperature.
+
+        Returns:
+            uint8 images (N, 28, 28), white digits on black (0): each label's `count` digits in
+            turn, in the order of `labels`.
+
+        Raises:
+            VaeDigitsError: A bad argument: an unknown label, labels for a plain VAE, a count
+                that is not a positive integer, a seed that is not a non-negative integer, a
+                temperature outside (0, 10], or more than 100,000 digits.
+
+        Example:
+            >>> g = Generator.load()
+            >>> g.generate([3, "5"], count=2, seed=0).shape  # 3, 3, 5, 5
+            (4, 28, 28)
         """
         latents = self.sample(labels, count=count, seed=seed, temperature=temperature)
         return grey_levels(self.decode_batch([latents])[0])
@@ -170,8 +252,26 @@ class Generator:
         z = _as_matrix(z, "z", self.info.latent_dim)
         return Latents(z, self._labels_for(labels, len(z)))
 
-    def decode(self, z: Any, labels: Labels = None) -> np.ndarray:
-        """Latents (N, latent_dim) -> float32 images (N, 28, 28) in [0, 1]."""
+    def decode(self, z: Any, labels: Labels = None) -> npt.NDArray[np.float32]:
+        """Decode latents into images.
+
+        Args:
+            z: Latents, array-like (N, latent_dim), or one latent (latent_dim,); finite numbers.
+            labels: For a CVAE, one label for every row or one per row (as in `generate`); for a
+                plain VAE, None.
+
+        Returns:
+            float32 images (N, 28, 28) in [0, 1].
+
+        Raises:
+            VaeDigitsError: z of the wrong shape, not finite, or empty; labels missing (CVAE),
+                given (VAE), unknown, or neither 1 nor N of them.
+
+        Example:
+            >>> g = Generator.load()
+            >>> g.decode([[0.0, 0.0], [1.0, -1.0]], labels=7).shape
+            (2, 28, 28)
+        """
         return self.decode_batch([self.latents(z, labels)])[0]
 
     def decode_batch(self, batch: Sequence[Latents]) -> list[np.ndarray]:
@@ -194,8 +294,31 @@ class Generator:
         images = self._run_decoder(Latents.join(batch).feeds(self.info.num_classes))["image"][..., 0]
         return np.split(images, np.cumsum([len(latents) for latents in batch[:-1]]))
 
-    def encode(self, images: Any, labels: Labels = None) -> tuple[np.ndarray, np.ndarray]:
-        """Images (N, 28, 28[, 1]), uint8 0-255 or float in [0, 1] -> (z_mean, z_log_var)."""
+    def encode(
+        self, images: Any, labels: Labels = None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Encode images into the parameters of their latent Gaussians.
+
+        Args:
+            images: Array-like (N, 28, 28) or (N, 28, 28, 1), or one image (28, 28): uint8 0-255,
+                or floats in [0, 1]; white digits on black, as MNIST.
+            labels: For a CVAE, the digit each image shows: one label for every row or one per
+                row; for a plain VAE, None.
+
+        Returns:
+            (z_mean, z_log_var), each float32 (N, latent_dim).
+
+        Raises:
+            VaeDigitsError: Images of the wrong shape, empty, or floats outside [0, 1]; labels
+                as in `decode`.
+
+        Example:
+            >>> g = Generator.load()
+            >>> sevens = g.generate(7, count=3, seed=0)
+            >>> z_mean, z_log_var = g.encode(sevens, labels=7)
+            >>> z_mean.shape
+            (3, 2)
+        """
         pixels = _as_images(images)
         feeds = {"image": pixels}
         label_ids = self._labels_for(labels, len(pixels))
@@ -205,10 +328,24 @@ class Generator:
         return outputs["z_mean"], outputs["z_log_var"]
 
     def label_ids(self, labels: Labels) -> np.ndarray | None:
-        """Label indices for `labels` as `generate` reads them (None: every label of a CVAE)."""
+        """The label indices that `generate` would draw for `labels`.
+
+        Args:
+            labels: As in `generate`: label indices or names, or None for every label of a CVAE.
+
+        Returns:
+            An integer array of label indices; None for a plain VAE.
+
+        Raises:
+            VaeDigitsError: An unknown label, or labels for a plain VAE.
+
+        Example:
+            >>> Generator.load().label_ids(["3", 5])
+            array([3, 5])
+        """
         return self._label_ids(labels, default_all=True)
 
-    def _decode(self, z: np.ndarray, label_ids: np.ndarray | None) -> np.ndarray:
+    def _decode(self, z: np.ndarray, label_ids: np.ndarray | None) -> npt.NDArray[np.float32]:
         feeds = Latents(z, label_ids).feeds(self.info.num_classes)
         if self.bulk is not None and len(z) >= BULK_ROWS and self.bulk.wins(feeds, self._run_decoder):
             return self.bulk.model.run(feeds)["image"][..., 0]  # LiteRT's threads share one call out
@@ -318,7 +455,7 @@ class BulkRoute:
         self.faster: bool | None = None
         self._lock = threading.Lock()
 
-    def wins(self, feeds: dict[str, np.ndarray], onnx: Callable[[dict], dict]) -> bool:
+    def wins(self, feeds: dict[str, np.ndarray], onnx: Run) -> bool:
         if self.faster is None:
             with self._lock:
                 if self.faster is None:
@@ -330,7 +467,7 @@ class BulkRoute:
         return self.faster
 
 
-def _best_time(run: Callable[[dict], dict], feeds: dict[str, np.ndarray], repeats: int = 3) -> float:
+def _best_time(run: Run, feeds: dict[str, np.ndarray], repeats: int = 3) -> float:
     run(feeds)  # warm up: the first call allocates
     best = math.inf
     for _ in range(repeats):
@@ -346,7 +483,8 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 def one_hot(label_ids: np.ndarray, num_classes: int) -> np.ndarray:
-    return _identity(num_classes)[label_ids]
+    rows: np.ndarray = _identity(num_classes)[label_ids]
+    return rows
 
 
 @functools.cache
@@ -377,7 +515,7 @@ def _static_tflite(manifest: Manifest, role: str, precision: str | None) -> Mode
     return entry if entry is not None and entry.batch_sizes and available("tflite") else None
 
 
-def _check_signature(entry: ModelFile, model: Model) -> None:
+def _check_signature(entry: ModelFile, model: OnnxModel | TfliteModel) -> None:
     declared = {
         **{t.name: tuple(t.shape) for t in entry.inputs},
         **{t.name: tuple(t.shape) for t in entry.outputs},

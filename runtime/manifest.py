@@ -33,11 +33,18 @@ ROLES = ("encoder", "decoder")
 PRIOR = "prior"  # the role of a fitted latent prior (prior.json), sampled by `Generator.generate`
 FORMATS = {"onnx": ".onnx", "tflite": ".tflite", "json": ".json"}
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+Shapes = dict[str, tuple[int | str, ...]]  # tensor name -> shape, "batch" on the dynamic axis
 
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """A model input or output: its name, shape ("batch" for the dynamic axis) and dtype."""
+    """A model input or output, as the manifest declares it.
+
+    Attributes:
+        name: The tensor's name: "image", "label", "z", "z_mean" or "z_log_var".
+        shape: Its shape, with "batch" on the batch axis, e.g. ("batch", 28, 28, 1).
+        dtype: Always "float32".
+    """
 
     name: str
     shape: tuple[int | str, ...]
@@ -46,7 +53,30 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class ModelFile:
-    """One model file of the bundle and what was measured about it at export."""
+    """One file of the bundle, and what was measured about it at export.
+
+    Attributes:
+        path: The file's name inside the bundle, e.g. "decoder.int8.tflite".
+        role: "encoder", "decoder", or "prior" (the fitted latent prior, prior.json).
+        format: "onnx", "tflite", or "json" (the prior).
+        precision: "fp32", "fp16", "dynamic" (int8 weights) or "int8".
+        inputs: The model's inputs.
+        outputs: The model's outputs.
+        sha256: The file's sha256, checked on load.
+        size: The file's size in bytes, checked on load.
+        default: Whether this is the file of its role and format that loads when no precision
+            is named (exactly one is).
+        parity: How far its outputs are from the reference (Keras for fp32, the fp32 file for a
+            variant): max_abs_diff, mean_abs_diff, psnr_db, ...; for the prior, what it was
+            fitted on.
+        speed: Samples per second at export ({"batch", "per_second"}, and "vs_fp32" for a
+            variant).
+        note: Why a variant is not the default, if it is not.
+        batch_sizes: The static batch sizes of a TFLite file (one signature each); () for a
+            dynamic batch.
+        recommended: The file to pick on an edge device: faster than fp32 and within its error
+            bounds.
+    """
 
     path: str
     role: str
@@ -60,13 +90,36 @@ class ModelFile:
     parity: dict[str, Any] = field(default_factory=dict)
     speed: dict[str, Any] = field(default_factory=dict)
     note: str = ""
-    batch_sizes: tuple[int, ...] = ()  # static batch sizes (one signature each); () = dynamic batch
-    recommended: bool = False  # the file to pick on an edge device (fast and within its bounds)
+    batch_sizes: tuple[int, ...] = ()
+    recommended: bool = False
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """The typed manifest.json of a bundle."""
+    """The typed manifest.json of a bundle, read by `read_manifest` and checked field by field.
+
+    Attributes:
+        kind: "cvae" (conditional: takes labels) or "vae".
+        latent_dim: The size of a latent z.
+        num_classes: The number of labels (0 for a plain VAE).
+        labels: The label names, in index order (() for a plain VAE).
+        image_shape: Always (28, 28, 1).
+        run_id: The training run the models come from.
+        files: Every file of the bundle.
+        default_temperature: The sampling temperature `Generator.generate` uses by default.
+        omitted: Variants that the export did not ship, each {"file": ..., "reason": ...}.
+        training: The training run's record: epochs, validation losses, data, ...
+        producer: The versions of the tools that wrote the files.
+        created: When the bundle was written (ISO 8601).
+        format: Always "vae-digits-bundle".
+        format_version: The manifest format's version; this runtime reads version 1.
+
+    Example:
+        >>> from vae_runtime import default_bundle
+        >>> manifest = read_manifest(default_bundle())
+        >>> manifest.kind, manifest.latent_dim, manifest.find("decoder", "onnx").path
+        ('cvae', 2, 'decoder.onnx')
+    """
 
     kind: str
     latent_dim: int
@@ -76,7 +129,7 @@ class Manifest:
     run_id: str
     files: tuple[ModelFile, ...]
     default_temperature: float = 1.0
-    omitted: tuple[dict[str, str], ...] = ()  # variants not written, each {"file": ..., "reason": ...}
+    omitted: tuple[dict[str, str], ...] = ()
     training: dict[str, Any] = field(default_factory=dict)
     producer: dict[str, Any] = field(default_factory=dict)
     created: str = ""
@@ -85,15 +138,26 @@ class Manifest:
 
     @property
     def conditional(self) -> bool:
+        """True for a CVAE, whose models take a label."""
         return self.kind == "cvae"
 
     @property
     def prior(self) -> ModelFile | None:
-        """The fitted latent prior (prior.json) that `generate` samples from, if the bundle has one."""
+        """The entry of the fitted latent prior (prior.json) that `Generator.generate` samples
+        from; None when the bundle has none (z is then drawn from N(0, I))."""
         return next((entry for entry in self.files if entry.role == PRIOR), None)
 
     def find(self, role: str, format: str, precision: str | None = None) -> ModelFile | None:
-        """The file for `role` in `format`: the named precision, else the default one."""
+        """The file for a role in a format.
+
+        Args:
+            role: "encoder", "decoder" or "prior".
+            format: "onnx", "tflite" or "json".
+            precision: A precision such as "int8"; None for the default file.
+
+        Returns:
+            The entry, or None when the bundle has no such file.
+        """
         for entry in self.files:
             wanted = precision == entry.precision or (precision is None and entry.default)
             if entry.role == role and entry.format == format and wanted:
@@ -101,12 +165,24 @@ class Manifest:
         return None
 
     def to_json(self) -> str:
+        """The manifest as manifest.json's text: indented JSON, ending in a newline."""
         return json.dumps(asdict(self), indent=2) + "\n"
 
     @classmethod
     def from_dict(cls, data: Any) -> Manifest:
         """Validate a parsed manifest.json: each field, the hard limits, and that the fields agree
-        with each other; anything off raises a one-line BundleError naming the field."""
+        with each other.
+
+        Args:
+            data: The parsed JSON (untrusted).
+
+        Returns:
+            The manifest.
+
+        Raises:
+            BundleError: A field is missing, malformed, beyond a limit or disagrees with another;
+                the one-line message names the field.
+        """
         if not isinstance(data, dict):
             raise BundleError("manifest.json must hold a JSON object")
         if data.get("format") != FORMAT:
@@ -149,7 +225,7 @@ class Manifest:
         return manifest
 
 
-def expected_tensors(manifest: Manifest, role: str) -> tuple[dict, dict]:
+def expected_tensors(manifest: Manifest, role: str) -> tuple[Shapes, Shapes]:
     """The inputs and outputs {name: shape} that a file of `role` must have in this bundle."""
     image = ("batch", *manifest.image_shape)
     latent = ("batch", manifest.latent_dim)
@@ -212,13 +288,24 @@ def _describe(specs: tuple[TensorSpec, ...]) -> str:
     return _describe_shapes({t.name: t.shape for t in specs})
 
 
-def _describe_shapes(shapes: dict) -> str:
+def _describe_shapes(shapes: Shapes) -> str:
     text = ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items())
     return f"({text})" if text else "(none)"
 
 
 def read_manifest(bundle: Path) -> Manifest:
-    """Read and validate `bundle/manifest.json` without touching any model file."""
+    """Read and validate a bundle's manifest.json without touching any model file.
+
+    Args:
+        bundle: The bundle directory.
+
+    Returns:
+        The checked manifest.
+
+    Raises:
+        BundleError: The directory or its manifest.json is missing, unreadable, larger than 1 MiB,
+            not JSON, or not a valid manifest (see `Manifest.from_dict`).
+    """
     bundle = Path(bundle)
     if not bundle.is_dir():
         raise BundleError(f"bundle {bundle} is not a directory")
@@ -294,7 +381,7 @@ def _model_file(data: Any) -> ModelFile:
     )
 
 
-def _tensors(data: dict, key: str) -> tuple[TensorSpec, ...]:
+def _tensors(data: dict[str, Any], key: str) -> tuple[TensorSpec, ...]:
     items = data.get(key)
     if not isinstance(items, list) or len(items) > 8:
         raise BundleError(f"manifest field {key!r} must be a list of at most 8 tensors")
@@ -340,42 +427,42 @@ def _omitted(value: Any) -> tuple[dict[str, str], ...]:
     return tuple({"file": item["file"], "reason": item["reason"]} for item in value)
 
 
-def _boolean(data: dict, key: str, default: bool) -> bool:
+def _boolean(data: dict[str, Any], key: str, default: bool) -> bool:
     value = data.get(key, default)
     if not isinstance(value, bool):
         raise BundleError(f"manifest field {key!r} must be true or false")
     return value
 
 
-def _string(data: dict, key: str) -> str:
+def _string(data: dict[str, Any], key: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS:
         raise BundleError(f"manifest field {key!r} must be a string of 1-{MAX_NAME_CHARS} characters")
     return value
 
 
-def _one_of(data: dict, key: str, allowed: tuple[str, ...]) -> str:
+def _one_of(data: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
     value = data.get(key)
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise BundleError(f"manifest field {key!r} is {value!r}; expected one of {allowed}")
     return value
 
 
-def _bounded_int(data: dict, key: str, high: int) -> int:
+def _bounded_int(data: dict[str, Any], key: str, high: int) -> int:
     value = data.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= high:
         raise BundleError(f"manifest field {key!r} must be an integer in 1-{high}")
     return value
 
 
-def _int_list(data: dict, key: str, length: int) -> list[int]:
+def _int_list(data: dict[str, Any], key: str, length: int) -> list[int]:
     value = data.get(key)
     if not isinstance(value, list) or len(value) != length:
         raise BundleError(f"manifest field {key!r} must list {length} positive integers")
     return [_bounded_int({key: v}, key, 1 << 16) for v in value]
 
 
-def _string_list(data: dict, key: str, length: int) -> list[str]:
+def _string_list(data: dict[str, Any], key: str, length: int) -> list[str]:
     value = data.get(key, [])
     if not isinstance(value, list) or len(value) != length:
         raise BundleError(f"manifest field {key!r} must list {length} label names")
@@ -387,11 +474,12 @@ def _string_list(data: dict, key: str, length: int) -> list[str]:
     return value
 
 
-def _mapping(data: dict, key: str) -> dict:
+def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
         raise BundleError(f"manifest field {key!r} must be an object")
-    return _finite(value, key)
+    checked: dict[str, Any] = _finite(value, key)
+    return checked
 
 
 def _finite(value: Any, key: str) -> Any:

@@ -126,7 +126,8 @@ def _checked(arrays: dict[str, np.ndarray], source: str) -> Mnist:
             raise DataError(f"y_{split} in {source} must hold integer labels 0-9")
         if images.dtype != np.uint8:
             raise DataError(f"x_{split} in {source} is {images.dtype}, expected uint8 pixels")
-    return Mnist(**{key: np.asarray(arrays[key]) for key in SPLITS}, source=source)
+    x_train, y_train, x_test, y_test = (np.asarray(arrays[key]) for key in SPLITS)
+    return Mnist(x_train, y_train, x_test, y_test, source=source)
 
 
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"

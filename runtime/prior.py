@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +32,7 @@ FORMAT = "vae-digits-prior"
 MAX_PRIOR_BYTES = 8 << 20
 MAX_COMPONENTS = 64
 MAX_NUMBERS = 2_000_000  # labels x components x latent_dim^2, checked before any array is built
+Bad = Callable[[str], BundleError]  # names the file in a BundleError's message
 
 
 @dataclass(frozen=True)
@@ -87,11 +90,11 @@ class Prior:
         cumulative = np.cumsum(self.weights, axis=1)[rows]
         chosen = np.minimum((cumulative <= u[:, None]).sum(axis=1), self.weights.shape[1] - 1)
         scale = self.cholesky[rows, chosen]
-        z = self.means[rows, chosen] + temperature * np.einsum("nij,nj->ni", scale, eps)
+        z: np.ndarray = self.means[rows, chosen] + temperature * np.einsum("nij,nj->ni", scale, eps)
         return z.astype(np.float32)
 
 
-def _mixture(mixture: dict, components: int, latent_dim: int, bad) -> tuple[np.ndarray, ...]:
+def _mixture(mixture: dict[str, Any], components: int, latent_dim: int, bad: Bad) -> tuple[np.ndarray, ...]:
     weights = _array(mixture.get("weights"), (components,), bad)
     means = _array(mixture.get("means"), (components, latent_dim), bad)
     cholesky = _array(mixture.get("cholesky"), (components, latent_dim, latent_dim), bad)
@@ -102,7 +105,7 @@ def _mixture(mixture: dict, components: int, latent_dim: int, bad) -> tuple[np.n
     return weights, means, cholesky
 
 
-def _array(value: object, shape: tuple[int, ...], bad) -> np.ndarray:
+def _array(value: object, shape: tuple[int, ...], bad: Bad) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer beyond float64

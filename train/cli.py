@@ -11,7 +11,10 @@ import typer
 from vae_runtime.cli.common import Version, data_option, integer, main, new_app, number
 
 app = new_app("Train a VAE or conditional VAE on MNIST; validation is on the test split.")
-Data = data_option("A Keras mnist.npz or a directory of MNIST IDX files (default: the Keras download).")
+Data = Annotated[
+    Path | None,
+    data_option("A Keras mnist.npz or a directory of MNIST IDX files (default: the Keras download)."),
+]
 EXAMPLES = """[b]Examples[/b]
 
   vae-train --model cvae --epochs 10 --data mnist.npz --out runs/cvae

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar, NoReturn
+from typing import NoReturn
 
 try:
     from vae_runtime.errors import BundleError
@@ -235,7 +235,8 @@ class SiteHandler(SimpleHTTPRequestHandler):
     build's precompressed copy of a file when the request's Accept-Encoding takes it."""
 
     isolation = True
-    extensions_map: ClassVar[dict[str, str]] = {**SimpleHTTPRequestHandler.extensions_map, **MEDIA_TYPES}
+    # not a ClassVar: the base class declares it per instance (mypy); shared here, and never mutated
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **MEDIA_TYPES}  # noqa: RUF012
     encoding: str | None = None  # of the response being sent
     varies = False  # whether the response depends on Accept-Encoding
 

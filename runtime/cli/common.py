@@ -11,7 +11,7 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn, overload
 
 import typer
 
@@ -56,9 +56,11 @@ Bundle = Annotated[
 Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing --out.")]
 
 
-def data_option(help: str = "MNIST npz / IDX directory (default: the Keras cache, downloaded if missing)."):
-    """The --data option, with a help text for the command."""
-    return Annotated[Path | None, typer.Option(metavar="PATH", help=help, show_default=False)]
+def data_option(
+    help: str = "MNIST npz / IDX directory (default: the Keras cache, downloaded if missing).",
+) -> Any:  # typer.Option is typed Any, to stand in for a parameter's default
+    """The --data option with a help text for the command: `Annotated[Path | None, data_option()]`."""
+    return typer.Option(metavar="PATH", help=help, show_default=False)
 
 
 def main(app: typer.Typer, args: list[str] | None = None) -> NoReturn:
@@ -119,6 +121,14 @@ def number(low: float, high: float = math.inf) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+@overload
+def parse_label(text: str) -> int | str: ...
+
+
+@overload
+def parse_label(text: None) -> None: ...
 
 
 def parse_label(text: str | None) -> int | str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,7 +27,7 @@ def evaluate(
             metavar="BUNDLE", help="Bundle directory (default: the embedded CVAE).", show_default=False
         ),
     ] = None,
-    data: data_option() = None,
+    data: Annotated[Path | None, data_option()] = None,
     seed: Annotated[int, typer.Option(parser=integer(0), help="Seed of the latent samples.")] = 0,
     classifier: Annotated[
         Path | None,
@@ -78,7 +78,7 @@ def evaluate(
     print(json.dumps(report, indent=2) if as_json else _table(report))
 
 
-def _table(report: dict) -> str:
+def _table(report: dict[str, Any]) -> str:
     trained = report["training_validation"]
     lines = [
         f"{report['kind']} bundle {report['bundle']} on {report['digits']:,} test digits "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,8 +20,13 @@ from vae_runtime.cli.common import (
 )
 from vae_runtime.errors import VaeDigitsError
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from vae_runtime.generator import Generator
+
 app = new_app("Look at what a bundle learned; every command writes one PNG.", commands=True)
-Data = data_option()
+Data = Annotated[Path | None, data_option()]
 Label = Annotated[str | None, typer.Option(help="The label (CVAE).", show_default=False)]
 Out = Annotated[Path, typer.Option(help="The PNG to write.")]
 
@@ -135,11 +140,11 @@ def interpolate(
     from vae_runtime.tools.explore import interpolate as strip
 
     g = _load(bundle, out, force)
-    ends = [
+    start_z, end_z = (
         _latent(g, text, image, label, name)
         for text, image, name in ((start, from_image, "--from"), (end, to_image, "--to"))
-    ]
-    _write(out, strip(g, *ends, steps=steps, label=parse_label(label), spherical=spherical))
+    )
+    _write(out, strip(g, start_z, end_z, steps=steps, label=parse_label(label), spherical=spherical))
 
 
 @app.command(
@@ -175,6 +180,7 @@ def restyle(
             raise VaeDigitsError("--image needs --label: the digit the image shows")
         digit, digit_label = load_digit(image), parse_label(label)
     else:
+        assert index is not None  # exactly one of --image and --index, checked above
         mnist = load_mnist_anywhere(data)
         if index >= len(mnist.x_test):
             raise VaeDigitsError(f"--index {index} is past the {len(mnist.x_test)} test digits")
@@ -182,7 +188,7 @@ def restyle(
     _write(out, strip(g, digit, digit_label))
 
 
-def _load(bundle: Path | None, out: Path, force: bool):
+def _load(bundle: Path | None, out: Path, force: bool) -> Generator:
     from vae_runtime.generator import Generator
     from vae_runtime.tools.images import check_writable
 
@@ -192,25 +198,26 @@ def _load(bundle: Path | None, out: Path, force: bool):
     return Generator.load(bundle)
 
 
-def _write(out: Path, image) -> None:
+def _write(out: Path, image: np.ndarray) -> None:
     from vae_runtime.tools.images import save_png
 
     save_png(image, out)
     print(f"wrote {out} ({image.shape[1]}x{image.shape[0]})")
 
 
-def _latent(g, text: str | None, image: Path | None, label: str | None, flag: str):
+def _latent(g: Generator, text: str | None, image: Path | None, label: str | None, flag: str) -> np.ndarray:
     import numpy as np
 
     from vae_runtime.tools.explore import load_digit
 
-    if (text is None) == (image is None):
-        raise VaeDigitsError(f"give either {flag} Z or {flag}-image FILE")
-    if image is not None:
+    if image is not None and text is None:
         if g.info.conditional and label is None:
             raise VaeDigitsError("encoding an image with a CVAE needs --label")
-        labels = [parse_label(label)] if g.info.conditional else None
-        return g.encode(load_digit(image)[None], labels)[0][0]
+        labels = [parse_label(label)] if g.info.conditional and label is not None else None
+        z_mean: np.ndarray = g.encode(load_digit(image)[None], labels)[0][0]
+        return z_mean
+    if text is None or image is not None:
+        raise VaeDigitsError(f"give either {flag} Z or {flag}-image FILE")
     try:
         return np.array([float(v) for v in text.split(",")], np.float32)
     except ValueError:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vae_runtime.cli.common import Bundle, Force, Version, integer, main, new_app, parse_label
+
+if TYPE_CHECKING:
+    from vae_runtime.generator import Generator
 
 MAX_COUNT = 10_000
 EXAMPLES = """[b]Examples[/b]
@@ -73,8 +76,8 @@ def generate(
     labels = None if not label else [parse_label(text) for text in label]
     digits = generator.generate(labels, count=count, seed=seed, temperature=temperature)
     names = None
-    if generator.info.conditional:
-        ids = generator.label_ids(labels)
+    ids = generator.label_ids(labels)  # None for a plain VAE
+    if ids is not None:
         names = [generator.info.labels[i] for i in ids for _ in range(count)]
     columns = grid_columns(count, generator.info.conditional)
     where = save(digits, out, columns=columns, labels=names, force=force)
@@ -82,7 +85,7 @@ def generate(
     print(f"wrote {len(digits)} digits ({what}) to {where}")
 
 
-def describe(generator) -> str:
+def describe(generator: Generator) -> str:
     from vae_runtime.generator import BULK_ROWS
 
     manifest, files = generator.info, generator.files

@@ -5,7 +5,11 @@ pipes) the same lines alone, with no control characters.
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as Bar
+    from rich.progress import TaskID
 
 
 class Progress:
@@ -17,8 +21,8 @@ class Progress:
     def __init__(self, total: int, description: str, stream: TextIO | None = None):
         self.stream = stream or sys.stdout
         self.total, self.description = total, description
-        self.bar = None
-        self.task = None
+        self.bar: Bar | None = None
+        self.task: TaskID | None = None
 
     def __enter__(self) -> Progress:
         if self.stream.isatty():
@@ -46,7 +50,7 @@ class Progress:
             self.restart(self.total, self.description)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
 
@@ -57,11 +61,11 @@ class Progress:
             self.task = self.bar.add_task(description, total=total)
 
     def advance(self, steps: int = 1) -> None:
-        if self.bar is not None:
+        if self.bar is not None and self.task is not None:
             self.bar.advance(self.task, steps)
 
     def update(self, completed: int) -> None:
-        if self.bar is not None:
+        if self.bar is not None and self.task is not None:
             self.bar.update(self.task, completed=completed)
 
     def line(self, text: str) -> None:

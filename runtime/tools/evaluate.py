@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,13 +23,15 @@ def bce_sum(targets: np.ndarray, outputs: np.ndarray) -> np.ndarray:
     outputs = np.clip(outputs.astype(np.float64), EPSILON, 1 - EPSILON)
     targets = targets.astype(np.float64)
     per_pixel = -(targets * np.log(outputs) + (1 - targets) * np.log(1 - outputs))
-    return per_pixel.reshape(len(targets), -1).sum(axis=1)
+    per_digit: np.ndarray = per_pixel.reshape(len(targets), -1).sum(axis=1)
+    return per_digit
 
 
 def kl_divergence(z_mean: np.ndarray, z_log_var: np.ndarray) -> np.ndarray:
     """Per digit: KL(N(m, s^2) || N(0, I)) summed over the latent dimensions."""
     z_mean, z_log_var = z_mean.astype(np.float64), z_log_var.astype(np.float64)
-    return (-0.5 * (1 + z_log_var - z_mean**2 - np.exp(z_log_var))).sum(axis=1)
+    per_digit: np.ndarray = (-0.5 * (1 + z_log_var - z_mean**2 - np.exp(z_log_var))).sum(axis=1)
+    return per_digit
 
 
 def elbo_terms(
@@ -114,7 +117,7 @@ def generation_quality(
     seed: int = 0,
     temperature: float = 1.0,
     progress: Callable[[], None] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """For a CVAE: per-label accuracy of generated digits, Frechet distance to the real ones in the
     classifier's feature space, and in-label diversity (generated and real).
 

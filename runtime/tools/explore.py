@@ -48,14 +48,14 @@ def latent_grid(
     z = np.zeros((n * n, latent_dim), np.float32)
     z[:, dims[0]] = np.tile(axis, n)
     z[:, dims[1]] = np.repeat(axis[::-1], n)
-    labels = g.label_ids(label) if g.info.conditional else [None]
+    label_ids = g.label_ids(label) if g.info.conditional else None
+    panels: list[int | None] = [None] if label_ids is None else [int(i) for i in label_ids]
     tiles = []
-    for panel_label in labels:
+    for panel_label in panels:
         tiles.append(grid(_digits(g, z, panel_label), columns=n, pad=0))
         if progress is not None:
             progress()
-    tiles = np.stack(tiles)
-    return tiles[0] if len(tiles) == 1 else grid(tiles, columns=5, pad=6)
+    return tiles[0] if len(tiles) == 1 else grid(np.stack(tiles), columns=5, pad=6)
 
 
 def label_rows(g: Generator, columns: int = 8, seed: int | None = 0, temperature: float = 1.0) -> np.ndarray:
@@ -93,8 +93,10 @@ def slerp(start: np.ndarray, end: np.ndarray, t: np.ndarray) -> np.ndarray:
     cosine = np.clip(np.dot(start, end) / norms, -1.0, 1.0) if norms > 0 else 1.0
     omega = np.arccos(cosine)
     if np.sin(omega) < 1e-6:
-        return (1 - t) * start + t * end
-    return (np.sin((1 - t) * omega) * start + np.sin(t * omega) * end) / np.sin(omega)
+        line: np.ndarray = (1 - t) * start + t * end
+        return line
+    arc: np.ndarray = (np.sin((1 - t) * omega) * start + np.sin(t * omega) * end) / np.sin(omega)
+    return arc
 
 
 def restyle(g: Generator, image: np.ndarray, label: int | str) -> np.ndarray:
@@ -104,7 +106,7 @@ def restyle(g: Generator, image: np.ndarray, label: int | str) -> np.ndarray:
     """
     _need_cvae(g, "restyle")
     label_id = _one_label(g, label)
-    z_mean, _ = g.encode(image[None], [label_id])
+    z_mean, _ = g.encode(image[None], label_id)
     decoded = g.decode(np.repeat(z_mean, g.info.num_classes, axis=0), list(range(g.info.num_classes)))
     tiles = np.concatenate([image[None], grey_levels(decoded)])
     return grid(tiles, columns=len(tiles))
@@ -238,7 +240,7 @@ def _one_label(g: Generator, label: int | str | None) -> int | None:
     if label is None:
         raise VaeDigitsError("this bundle is a CVAE: give --label")
     ids = g.label_ids(label)
-    if len(ids) != 1:
+    if ids is None or len(ids) != 1:  # None: never for a CVAE
         raise VaeDigitsError("give exactly one label")
     return int(ids[0])
 
