@@ -36,18 +36,20 @@ CHUNK = 128  # most rows per model call: bounds memory; the chunks of a request 
 # the bundle has one, LiteRT is installed, and it measured faster than onnxruntime on this machine.
 BULK_ROWS = 128  # the largest static batch of an exported TFLite file: smaller requests would pad
 MAX_DIGITS = 100_000  # per call
-DEFAULT_BUNDLES = ("cvae", "vae", "cvae-hq")  # embedded: the 2-D CVAE and VAE, and the quality CVAE
+DEFAULT = "cvae-16d"  # the embedded bundle Generator.load() and every command use unless told otherwise
+DEFAULT_BUNDLES = (DEFAULT, "cvae", "vae")  # embedded: the 16-D CVAE, and the 2-D CVAE and VAE
 
 Labels = int | str | Sequence[int | str] | np.ndarray | None
 Run = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]  # a model call: named arrays in and out
 
 
-def default_bundle(kind: str = "cvae") -> Path:
+def default_bundle(kind: str = DEFAULT) -> Path:
     """The path of a pretrained bundle shipped inside the package.
 
     Args:
-        kind: "cvae" (the 2-D conditional VAE), "vae" (the 2-D plain VAE) or "cvae-hq" (the
-            higher-quality CVAE).
+        kind: "cvae-16d" (the default: a conditional VAE with a 16-D latent and a fitted prior, the
+            best digits), "cvae" (the 2-D conditional VAE, to explore a 2-D latent) or "vae" (the
+            2-D plain VAE).
 
     Returns:
         The bundle's directory inside the installed package.
@@ -85,7 +87,7 @@ class Generator:
             where it measures faster than onnxruntime on this machine.
 
     Example:
-        >>> g = Generator.load()                      # the embedded pretrained CVAE
+        >>> g = Generator.load()                      # the embedded default, cvae-16d
         >>> g.generate(7, count=16, seed=0).shape     # sixteen sevens, uint8
         (16, 28, 28)
     """
@@ -111,8 +113,8 @@ class Generator:
         """Load a bundle after checking its manifest and the size and sha256 of every file it lists.
 
         Args:
-            bundle: A bundle directory; None for the embedded CVAE; "cvae", "vae" or "cvae-hq" for
-                an embedded bundle (when no directory of that name is here).
+            bundle: A bundle directory; None for the embedded default ("cvae-16d"); "cvae-16d",
+                "cvae" or "vae" for an embedded bundle (when no directory of that name is here).
             backend: "onnx", "tflite" or "auto". "auto" runs onnxruntime (fastest for a few digits,
                 and the fastest to start), and sends requests of 128 digits or more to the bundle's
                 static-shape TFLite decoder if LiteRT is installed and that measures faster on this
@@ -134,7 +136,7 @@ class Generator:
                 message says what to pip install).
 
         Example:
-            >>> g = Generator.load("cvae-hq", backend="onnx")
+            >>> g = Generator.load("cvae", backend="onnx")
             >>> g.backend, g.files["decoder"].path
             ('onnx', 'decoder.onnx')
         """
@@ -268,7 +270,7 @@ class Generator:
                 given (VAE), unknown, or neither 1 nor N of them.
 
         Example:
-            >>> g = Generator.load()
+            >>> g = Generator.load("cvae")  # the 2-D CVAE
             >>> g.decode([[0.0, 0.0], [1.0, -1.0]], labels=7).shape
             (2, 28, 28)
         """
@@ -316,8 +318,8 @@ class Generator:
             >>> g = Generator.load()
             >>> sevens = g.generate(7, count=3, seed=0)
             >>> z_mean, z_log_var = g.encode(sevens, labels=7)
-            >>> z_mean.shape
-            (3, 2)
+            >>> z_mean.shape  # the default bundle's latent is 16-D
+            (3, 16)
         """
         pixels = _as_images(images)
         feeds = {"image": pixels}
@@ -544,7 +546,7 @@ def _temperature(value: Any) -> float:
 
 
 def _bundle_path(value: Any) -> Path:
-    """A bundle directory; the name of an embedded bundle ("cvae-hq") when no such directory is here."""
+    """A bundle directory; the name of an embedded bundle ("cvae") when no such directory is here."""
     if not isinstance(value, str | os.PathLike):
         raise VaeDigitsError(f"bundle must be a path, not {type(value).__name__}")
     if str(value) in DEFAULT_BUNDLES and not Path(value).exists():

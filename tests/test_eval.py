@@ -103,7 +103,7 @@ def test_vae_train_classifier_writes_a_working_onnx_judge(tmp_path, mnist):
 
 
 def test_eval_of_the_quality_bundle_uses_its_temperature_and_reports_the_elbo():
-    result = run_cli("vae-eval", "cvae-hq", "--data", str(DATA), "--per-label", "20", "--json")
+    result = run_cli("vae-eval", "cvae-16d", "--data", str(DATA), "--per-label", "20", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["generation"]["temperature"] == 0.7

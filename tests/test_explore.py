@@ -166,7 +166,7 @@ def test_untrusted_images_are_checked_before_decoding(tmp_path, monkeypatch):
 def hq():
     from vae_runtime.generator import Generator
 
-    return Generator.load("cvae-hq")
+    return Generator.load("cvae-16d")
 
 
 def test_the_quality_bundle_samples_its_prior_on_every_backend(hq):
@@ -176,7 +176,7 @@ def test_the_quality_bundle_samples_its_prior_on_every_backend(hq):
     pytest.importorskip("ai_edge_litert")
     from vae_runtime.generator import Generator
 
-    lite = Generator.load("cvae-hq", backend="tflite")
+    lite = Generator.load("cvae-16d", backend="tflite")
     other = lite.generate([0, 4, 9], count=8, seed=3).astype(int)
     assert np.abs(other - digits.astype(int)).max() <= 1  # same seed, same digits, on every backend
 
@@ -191,7 +191,7 @@ def test_explore_moves_any_two_of_a_large_latent_and_projects_clusters(tmp_path,
         "vae-explore",
         "grid",
         "--bundle",
-        "cvae-hq",
+        "cvae-16d",
         "--dims",
         "3",
         "11",
@@ -208,7 +208,7 @@ def test_explore_moves_any_two_of_a_large_latent_and_projects_clusters(tmp_path,
             "vae-explore",
             "clusters",
             "--bundle",
-            "cvae-hq",
+            "cvae-16d",
             "--data",
             str(DATA),
             "--out",

@@ -60,17 +60,20 @@ def test_same_seed_same_file(tmp_path):
 def test_info_summarises_the_bundle():
     result = run_cli("vae-generate", "--info")
     assert result.returncode == 0, result.stderr
-    assert "kind        cvae, latent_dim 2, labels 0 1 2 3 4 5 6 7 8 9" in result.stdout
+    assert "kind        cvae, latent_dim 16, labels 0 1 2 3 4 5 6 7 8 9" in result.stdout
     assert "decoder.onnx" in result.stdout and "validation total" in result.stdout
 
 
 def test_embedded_bundles_by_name(tmp_path):
-    result = run_cli("vae-generate", "--bundle", "cvae-hq", "--info", cwd=tmp_path)
+    result = run_cli("vae-generate", "--bundle", "cvae", "--info", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert "kind        cvae, latent_dim 2" in result.stdout
+    assert "prior.json" not in result.stdout
+    result = run_cli("vae-generate", "--bundle", "cvae-16d", "--info", cwd=tmp_path)
     assert "kind        cvae, latent_dim 16" in result.stdout
     assert "per-label Gaussian mixture (prior.json), temperature 0.7" in result.stdout
-    (tmp_path / "cvae-hq").mkdir()  # a directory of that name wins over the embedded bundle
-    assert "has no manifest.json" in run_cli("vae-generate", "--bundle", "cvae-hq", cwd=tmp_path).stderr
+    (tmp_path / "cvae-16d").mkdir()  # a directory of that name wins over the embedded bundle
+    assert "has no manifest.json" in run_cli("vae-generate", "--bundle", "cvae-16d", cwd=tmp_path).stderr
 
 
 def test_vae_bundle_without_labels(tmp_path):

@@ -91,7 +91,7 @@ def site_dir(tmp_path_factory) -> Path:
     """The site for the three embedded bundles, plus broken and prior-carrying copies of the CVAE."""
     _needs_node_modules()
     out = tmp_path_factory.mktemp("web") / "site"
-    site.build(["cvae", "vae", "cvae-hq"], out, brotli_quality=5)  # the default, 11, takes a minute
+    site.build(["cvae", "vae", "cvae-16d"], out, brotli_quality=5)  # the default, 11, takes a minute
     bundles = out / "bundles"
     tampered = _copy_bundle(bundles / "cvae", bundles / "tampered")
     model = bytearray((tampered / "decoder.onnx").read_bytes())
@@ -160,7 +160,7 @@ def open_page(browser, base_url) -> Iterator:
 
 @pytest.fixture(scope="module")
 def references() -> dict[str, Generator]:
-    return {name: Generator.load(default_bundle(name), backend="onnx") for name in ("cvae", "vae", "cvae-hq")}
+    return {name: Generator.load(default_bundle(name), backend="onnx") for name in ("cvae-16d", "cvae", "vae")}
 
 
 def _levels(images: np.ndarray) -> np.ndarray:
@@ -175,7 +175,7 @@ def _ready(page: Page) -> Page:
 # ---- the library: parity with vae_runtime ----
 
 
-@pytest.mark.parametrize("name", ["cvae", "vae", "cvae-hq"])
+@pytest.mark.parametrize("name", ["cvae-16d", "cvae", "vae"])
 def test_page_decodes_like_vae_runtime(open_page, references, name):
     reference = references[name]
     page = _ready(open_page(f"?bundle={name}"))
@@ -407,7 +407,7 @@ def test_the_label_picker_changes_the_label(open_page, references):
 
 
 def test_the_pad_moves_two_chosen_dimensions_of_a_larger_latent(open_page, references):
-    page = _ready(open_page("?bundle=cvae-hq"))
+    page = _ready(open_page("?bundle=cvae-16d"))
     assert page.page.locator("#dims").is_visible()
     page.page.select_option("#dim-x", "3")
     page.page.select_option("#dim-y", "7")
@@ -423,13 +423,13 @@ def test_the_pad_moves_two_chosen_dimensions_of_a_larger_latent(open_page, refer
     np.testing.assert_allclose(moved[[3, 7]], [3 * step, step], atol=1e-5)
     assert not np.delete(moved, [3, 7]).any()
     label = page.run("window.vaeDigits.state.label")
-    expected = _levels(references["cvae-hq"].decode(after[None], [label]))
+    expected = _levels(references["cvae-16d"].decode(after[None], [label]))
     assert np.abs(page.digits("pad-digit").astype(int) - expected).max() <= 1
 
 
 def test_with_a_prior_a_label_moves_the_pad_to_its_centre(open_page, references):
-    page = _ready(open_page("?bundle=cvae-hq"))
-    prior = references["cvae-hq"].prior
+    page = _ready(open_page("?bundle=cvae-16d"))
+    prior = references["cvae-16d"].prior
     page.page.locator("#label-picker button", has_text="6").click()
     page.page.wait_for_function("window.vaeDigits.state.label === 6")
     np.testing.assert_allclose(page.z(), prior.weights[6] @ prior.means[6], atol=1e-5)
@@ -603,16 +603,16 @@ def test_the_built_site_holds_only_what_the_browser_uses(site_dir):
     assert (site_dir / "bundles" / "cvae" / "manifest.json").read_bytes() == (
         cvae / "manifest.json"
     ).read_bytes()
-    assert (site_dir / "bundles" / "cvae-hq" / "prior.json").is_file()
+    assert (site_dir / "bundles" / "cvae-16d" / "prior.json").is_file()
     config = (
-        '<script type="application/json" id="site-config">{"bundles": ["cvae", "vae", "cvae-hq"]}</script>'
+        '<script type="application/json" id="site-config">{"bundles": ["cvae", "vae", "cvae-16d"]}</script>'
     )
     assert config in (site_dir / "index.html").read_text()
     assert "Cross-Origin-Embedder-Policy: require-corp" in (site_dir / "_headers").read_text()
 
 
 def test_build_writes_brotli_and_gzip_copies_of_what_compresses(site_dir):
-    built = [site_dir, *(site_dir / "bundles" / name for name in ("cvae", "vae", "cvae-hq"))]
+    built = [site_dir, *(site_dir / "bundles" / name for name in ("cvae-16d", "cvae", "vae"))]
     originals = [p for d in built for p in d.iterdir() if p.is_file() and p.suffix not in (".br", ".gz")]
     compressible = {p for p in originals if p.suffix in site.COMPRESSIBLE}
     assert {p.name for p in compressible} >= {"index.html", "vae-digits.js", "ort-wasm-simd-threaded.wasm"}
@@ -648,7 +648,7 @@ def _get(url: str, accept_encoding: str | None) -> tuple[Message, bytes]:
     ],
 )
 def test_serve_sends_the_compressed_copy_the_request_accepts(base_url, site_dir, accept_encoding, sent):
-    for path in ("index.html", "ort-wasm-simd-threaded.wasm", "bundles/cvae-hq/prior.json"):
+    for path in ("index.html", "ort-wasm-simd-threaded.wasm", "bundles/cvae-16d/prior.json"):
         original = (site_dir / path).read_bytes()
         url = base_url + ("?bundle=cvae" if path == "index.html" else path)  # a directory: its index.html
         headers, body = _get(url, accept_encoding)

@@ -38,7 +38,7 @@ from typing import NoReturn
 
 try:
     from vae_runtime.errors import BundleError
-    from vae_runtime.generator import DEFAULT_BUNDLES, default_bundle
+    from vae_runtime.generator import DEFAULT, DEFAULT_BUNDLES, default_bundle
     from vae_runtime.manifest import Manifest, ModelFile, read_manifest, verified_path
 except ImportError:
     sys.exit("web/site.py needs vae_runtime: run it in the project's venv, or `pip install .` first")
@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     build_parser = commands.add_parser("build", help="write the static site for one or more bundles")
     build_parser.add_argument(
-        "--bundle", action="append", help="a bundle directory or cvae|vae|cvae-hq (repeatable)"
+        "--bundle", action="append", help="a bundle directory or cvae-16d|cvae|vae (repeatable; default: cvae-16d and cvae)"
     )
     build_parser.add_argument(
         "--out", type=Path, default=Path("site"), help="the site directory (default: site)"
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             quality = None if args.no_compress else args.brotli_quality
-            names = build(args.bundle or ["cvae"], args.out, args.force, quality)
+            names = build(args.bundle or [DEFAULT, "cvae"], args.out, args.force, quality)
             print(
                 f"built {args.out} with bundles {', '.join(names)}, {copies_written(quality)}; "
                 f"serve it: python web/site.py serve {args.out}"

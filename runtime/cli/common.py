@@ -49,7 +49,7 @@ Bundle = Annotated[
     Path | None,
     typer.Option(
         metavar="DIR",
-        help="Bundle directory, or an embedded bundle: cvae (the default), vae, cvae-hq.",
+        help="Bundle directory, or an embedded bundle: cvae-16d (the default), cvae (2-D), vae.",
         show_default=False,
     ),
 ]

@@ -24,7 +24,7 @@ def evaluate(
     bundle: Annotated[
         Path | None,
         typer.Argument(
-            metavar="BUNDLE", help="Bundle directory (default: the embedded CVAE).", show_default=False
+            metavar="BUNDLE", help="Bundle directory (default: the embedded cvae-16d).", show_default=False
         ),
     ] = None,
     data: Annotated[Path | None, data_option()] = None,

@@ -18,7 +18,7 @@ EXAMPLES = """[b]Examples[/b]
   vae-generate --label 7 --count 16 --seed 0 --out sevens.png
   vae-generate --label 3 --label 5 --count 100 --out digits.npy
   vae-generate --bundle bundles/cvae --backend tflite --out each/
-  vae-generate --bundle cvae-hq --backend tflite --precision int8 --label 4 --out fours.png
+  vae-generate --backend tflite --precision int8 --label 4 --out fours.png
   vae-generate --info
 """
 

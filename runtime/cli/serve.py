@@ -15,7 +15,7 @@ from vae_runtime.errors import VaeDigitsError
 EXAMPLES = """[b]Examples[/b]
 
   vae-serve
-  vae-serve --bundle cvae-hq --bundle bundles/mine --port 8080
+  vae-serve --bundle cvae-16d --bundle bundles/mine --port 8080
   vae-serve --max-batch 128 --max-wait-ms 5 --max-queue 2048
   vae-serve --host 0.0.0.0 --cors-origin https://example.org
 
