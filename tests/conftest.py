@@ -32,6 +32,7 @@ CLI_MODULES = {
     "vae-generate": "vae_runtime.cli.generate",
     "vae-explore": "vae_runtime.cli.explore",
     "vae-eval": "vae_runtime.cli.eval",
+    "vae-bench": "vae_runtime.cli.bench",
 }
 
 
