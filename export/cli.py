@@ -162,7 +162,7 @@ def _export(
 
     classes = {"onnx": OnnxFormat, "tflite": TfliteFormat}
     chosen = [classes[name](**options) for name, options in formats.items()]
-    names = None if only is None else [name.strip() for text in only for name in text.split(",")]
+    names = None if only is None else [n.strip() for text in only for n in text.split(",") if n.strip()]
     steps = 2 * len(export_plan(chosen, names)[0]) + bool(prior)  # bad --only names fail here, early
 
     with Progress(steps, "exporting") as bar:

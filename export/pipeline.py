@@ -126,14 +126,16 @@ def export(
             report(_verdict(path.name, entry or reason))
             if precision == "fp32":
                 fp32[(file_format.name, role)] = (entry, loaded)
-            if entry is not None and path.name in kept:
-                bundle.add(entry)
-                continue
-            path.unlink()
             if entry is None and only is not None:
                 raise WorkError(f"{path.name} is {reason}, so it cannot be kept; nothing was written")
             if entry is None:
+                path.unlink()
                 bundle.omit(path.name, reason)
+            elif path.name in kept:
+                bundle.add(entry)
+        for path in paths:  # fp32 files made only to check kept variants against (ONNX int8 reads them)
+            if path.name not in kept:
+                path.unlink()
         if prior_path is not None:
             bundle.add(_write_prior(run, mnist, prior, prior_path, report))
         _mark_defaults(bundle)
@@ -178,7 +180,8 @@ def kept_files(names: list[str], only: Collection[str] | None) -> set[str]:
         if (other, suffix) not in models:
             choices = " or ".join(name for name in names if _model_of(name) == (other, suffix))
             raise VaeDigitsError(
-                f"--only keeps a {suffix} {role} but no {suffix} {other}: a bundle holds both; add {choices}"
+                f"--only keeps the {suffix} {role} but not the {suffix} {other}: a bundle holds both; "
+                f"add {choices}"
             )
         same = sorted(name for name in kept if _model_of(name) == (role, suffix))
         if len(same) > 1 and f"{role}.{suffix}" not in same:
@@ -218,9 +221,10 @@ def _recommend_for_edge(bundle, role: str, report: Report) -> None:
     The rule has to hold on any machine, so it cannot be speed: whether int8 beats fp32 depends on the
     processor (4x faster on one x86 host, slower on another). What holds everywhere is what the file
     is: integer arithmetic end to end, the one kind of file that integer-only accelerators (NPUs, DSPs,
-    microcontrollers) run, with a quarter of fp32's memory for weights and activations. The smallest
-    file is no such rule: file sizes here follow the converter's layout, not what the device needs at
-    run time. Which file is fastest on a device: run `vae-bench` there.
+    microcontrollers) run, its weights and activations a byte a number. The smallest file is no such
+    rule: the int8 file stores its weights once per static signature and is larger than the fp16 and
+    dynamic-range ones, and an fp16 file runs as fp32 on most CPUs. Which file is fastest on a device:
+    run `vae-bench` there.
     """
     entries = [e for e in bundle.entries.values() if e.role == role and e.format == "tflite"]
     for entry in entries:
