@@ -4,6 +4,7 @@ faster."""
 
 import itertools
 import json
+import re
 
 import numpy as np
 import pytest
@@ -86,24 +87,22 @@ def test_exports_on_hosts_of_different_speed_hold_the_same_files(cvae_run, tmp_p
         calls = itertools.count()
 
         def timed(model, probe, role, seconds=0.5):
-            fp32 = next(calls) % 4 == 0  # each model: fp32 first, then its three variants
+            fp32 = next(calls) % 3 == 0  # each model: fp32 first, then its two variants
             return {"batch": 256, "per_second": 1000.0 if fp32 else 1000.0 * speedup}
 
         monkeypatch.setattr(pipeline, "measure_speed", timed)
-        formats = [TfliteFormat(quantize=("float16", "dynamic", "int8"))]
+        formats = [TfliteFormat(quantize=("float16", "int8"))]
         pipeline.export(cvae_run, tmp_path / host, formats, data=str(DATA), report=lambda line: None)
         return json.loads((tmp_path / host / "manifest.json").read_text())
 
     def held(manifest: dict) -> set:
         return {(f["path"], f["default"], f["recommended"]) for f in manifest["files"]}
 
-    fast, slow = export_on("fast", 4.0), export_on("slow", 0.5)  # the old rule dropped every variant on slow
+    fast, slow = export_on("fast", 4.0), export_on("slow", 0.5)  # the old rule dropped both variants on slow
     assert held(fast) == held(slow)
     assert fast["omitted"] == slow["omitted"] == []
     assert {path for path, _, _ in held(fast)} == {
-        f"{role}{middle}.tflite"
-        for role in ("encoder", "decoder")
-        for middle in ("", ".fp16", ".dynamic", ".int8")
+        f"{role}{middle}.tflite" for role in ("encoder", "decoder") for middle in ("", ".fp16", ".int8")
     }
     for manifest in (fast, slow):
         recommended = {f["path"] for f in manifest["files"] if f["recommended"]}
@@ -139,46 +138,72 @@ def test_a_lean_bundle_holds_only_the_named_files(cvae_run, tmp_path):
     np.testing.assert_array_equal(lean.generate(3, count=4, seed=0), full.generate(3, count=4, seed=0))
 
 
-def only_error(cvae_run, tmp_path, names: str) -> str:
+ALL = [  # what `vae-export all` makes, less two TFLite variants
+    *("encoder.onnx", "decoder.onnx", "decoder.int8.onnx"),
+    *("encoder.tflite", "encoder.int8.tflite", "decoder.tflite", "decoder.int8.tflite"),
+]
+
+
+@pytest.mark.parametrize(
+    ("only", "message"),
+    [
+        (
+            ["decoder.onnx", "decoder.int4.tflite"],
+            "--only: this export makes no 'decoder.int4.tflite'; it makes ",
+        ),
+        (
+            ["decoder.onnx"],
+            "keeps the onnx decoder but not the onnx encoder: a bundle holds both; add encoder.onnx",
+        ),
+        (["encoder.int8.tflite"], "add decoder.tflite or decoder.int8.tflite"),
+        (["decoder.onnx", "decoder.int8.onnx", "encoder.onnx"], None),
+        (["decoder.int8.onnx", "encoder.onnx"], None),  # decoder.int8.onnx becomes the default
+        (
+            ["decoder.onnx", "encoder.onnx", "encoder.tflite"],
+            "keeps the tflite encoder but not the tflite decoder",
+        ),
+        ([], "--only: this export needs at least one file name"),
+    ],
+)
+@needs_tensorflow
+def test_only_keeps_what_makes_a_bundle(only, message):
+    from vae_export.pipeline import kept_files
+    from vae_runtime.errors import VaeDigitsError
+
+    if message is None:
+        assert kept_files(ALL, only) == set(only)
+    else:
+        with pytest.raises(VaeDigitsError, match=re.escape(message)):
+            kept_files(ALL, only)
+
+
+@needs_tensorflow
+def test_only_refuses_two_variants_without_fp32_and_says_so_in_one_line(cvae_run, tmp_path):
+    names = "decoder.dynamic.tflite,decoder.int8.tflite,encoder.tflite"
     result = run_cli("vae-export", "all", str(cvae_run), "--out", str(tmp_path / "b"), "--only", names)
     assert result.returncode == 2, result.stdout + result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert "keeps decoder.dynamic.tflite and decoder.int8.tflite without decoder.tflite" in result.stderr
     assert not (tmp_path / "b").exists()
-    return result.stderr
 
 
 @needs_tensorflow
-def test_only_refuses_names_it_cannot_keep(cvae_run, tmp_path):
-    assert "--only: this export makes no 'decoder.int4.tflite'; it makes encoder.onnx, decoder.onnx" in (
-        only_error(cvae_run, tmp_path, "decoder.onnx,decoder.int4.tflite")
-    )
-    assert "keeps the onnx decoder but not the onnx encoder: a bundle holds both; add encoder.onnx" in (
-        only_error(cvae_run, tmp_path, "decoder.onnx")
-    )
-    assert "keeps decoder.dynamic.tflite and decoder.int8.tflite without decoder.tflite" in (
-        only_error(cvae_run, tmp_path, "decoder.dynamic.tflite,decoder.int8.tflite,encoder.tflite")
-    )
-    assert "--only: this export needs at least one file name" in only_error(cvae_run, tmp_path, ",")
-
-
-@needs_tensorflow
-@needs_litert
 def test_a_named_variant_over_its_bounds_fails_the_export(cvae_run, tmp_path, monkeypatch):
     from vae_export import checks, pipeline
-    from vae_export.tflite import TfliteFormat
+    from vae_export.onnx import OnnxFormat
     from vae_runtime.errors import WorkError
 
     monkeypatch.setitem(checks.VARIANT_BOUNDS, "decoder", {"mean_abs_diff": 1e-9})
-    formats = [TfliteFormat(quantize=("int8",))]
-    only = {"decoder.int8.tflite", "encoder.int8.tflite"}
-    with pytest.raises(WorkError, match=r"decoder.int8.tflite is over its error bounds .* cannot be kept"):
+    formats = [OnnxFormat(quantize=("int8",))]
+    only = {"decoder.int8.onnx", "encoder.onnx"}
+    with pytest.raises(WorkError, match=r"decoder.int8.onnx is over its error bounds .* cannot be kept"):
         pipeline.export(
             cvae_run, tmp_path / "b", formats, data=str(DATA), only=only, report=lambda line: None
         )
     assert not (tmp_path / "b").exists()
     unnamed = pipeline.export(cvae_run, tmp_path / "c", formats, data=str(DATA), report=lambda line: None)
-    assert [item["file"] for item in unnamed.omitted] == ["decoder.int8.tflite"]  # listed, not shipped
-    assert {f.path for f in unnamed.files if f.recommended} == {"encoder.int8.tflite"}
+    assert [item["file"] for item in unnamed.omitted] == ["decoder.int8.onnx"]  # listed, not shipped
+    assert {f.path for f in unnamed.files} == {"decoder.onnx", "encoder.onnx"}
 
 
 @needs_litert
