@@ -48,7 +48,6 @@ def export_onnx(
 class OnnxFormat:
     opset: int = DEFAULT_OPSET
     quantize: tuple[str, ...] = ()
-    keep_slower: bool = True
     name: str = "onnx"
 
     def __post_init__(self) -> None:

@@ -1,11 +1,17 @@
-"""The export pipeline shared by every format: convert, validate, quantize, time, then commit."""
+"""The export pipeline shared by every format: convert, validate, quantize, time, then commit.
+
+What a bundle holds depends only on the run and the options, never on the speed of the machine that
+exports it: every variant within its quality bounds is written (or, with `only`, every file named).
+Each file's speed on the export host is recorded as information, with the host (`measured_on`); which
+file is fastest is measured where the bundle runs (`vae-bench`).
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
@@ -26,11 +32,12 @@ from vae_export.checks import (
 from vae_export.prior import fit_prior, prior_json
 from vae_export.source import TrainedRun, load_run
 from vae_runtime.backends import OnnxModel, TfliteModel, open_model
-from vae_runtime.errors import VaeDigitsError
+from vae_runtime.errors import VaeDigitsError, WorkError
 from vae_runtime.generator import one_hot
 from vae_runtime.manifest import PRIOR, ROLES, Manifest, ModelFile, TensorSpec, sha256_hex
 from vae_runtime.prior import MAX_COMPONENTS
 from vae_runtime.quiet import native_output_silenced
+from vae_runtime.tools.bench import this_machine
 
 Report = Callable[[str], None]
 PRIOR_FILE = "prior.json"
@@ -43,11 +50,6 @@ class Format(Protocol):
     @property
     def name(self) -> str:
         """The manifest's format name and the file extension."""
-        ...
-
-    @property
-    def keep_slower(self) -> bool:
-        """Ship variants slower than fp32 (they were asked for by name)."""
         ...
 
     def precisions(self, role: str) -> tuple[str, ...]:
@@ -81,28 +83,28 @@ def export(
     data: str | None = None,
     prior: int = 0,
     temperature: float | None = None,
+    only: Collection[str] | None = None,
     report: Report = print,
 ) -> Manifest:
     """Export run `run_dir` to bundle `out` in each of `formats`; returns the written manifest.
 
+    Every file is checked: fp32 against Keras (ParityError past `atol`), a quantized variant against
+    fp32 (not written, and listed in the manifest's `omitted`, when over its bounds).
     prior: fit a Gaussian mixture of that many components per label to the training digits' latents
         and write it as prior.json, which `Generator.generate` then samples from (0: none, N(0, I)).
     temperature: the bundle's default sampling temperature (None: keep the bundle's, else 1.0).
+    only: write just these model files (a lean bundle), e.g. {"decoder.int8.tflite",
+        "encoder.int8.tflite"}; see `kept_files` for the rules. A named file over its bounds fails.
     """
     if not atol > 0:
         raise VaeDigitsError(f"--atol must be a positive number, not {atol}")
     if not 0 <= prior <= MAX_COMPONENTS:
         raise VaeDigitsError(f"--prior must be 0-{MAX_COMPONENTS} components per label, not {prior}")
     check_target(Path(out))
+    plan, kept = export_plan(formats, only)
     run = load_run(Path(run_dir))
     mnist = run.load_data(data)
     probe = make_probe(run, mnist)
-    plan = [
-        (file_format, role, precision)
-        for file_format in formats
-        for role in ROLES
-        for precision in file_format.precisions(role)
-    ]
     with writing_bundle(Path(out), run, force) as bundle:
         paths = [bundle.claim(file_name(*step)) for step in plan]  # refuse overwrites up front
         prior_path = bundle.claim(PRIOR_FILE) if prior else None
@@ -128,13 +130,19 @@ def export(
             report(_verdict(path.name, entry or reason))
             if entry is not None and precision == "fp32":  # an fp32 file is shipped or raises ParityError
                 fp32[(file_format.name, role)] = (entry, loaded)
+            if entry is None and only is not None:
+                raise WorkError(f"{path.name} is {reason}, so it cannot be kept; nothing was written")
             if entry is None:
                 path.unlink()
                 bundle.omit(path.name, reason)
-            else:
+            elif path.name in kept:
                 bundle.add(entry)
+        for path in paths:  # fp32 files made only to check kept variants against (ONNX int8 reads them)
+            if path.name not in kept:
+                path.unlink()
         if prior_path is not None:
             bundle.add(_write_prior(run, mnist, prior, prior_path, report))
+        _mark_defaults(bundle)
         for role in ROLES:
             _recommend_for_edge(bundle, role, report)
     manifest = bundle.committed
@@ -143,16 +151,95 @@ def export(
     return manifest
 
 
+Step = tuple[Format, str, str]  # (format, role, precision)
+
+
+def export_plan(formats: list[Format], only: Collection[str] | None) -> tuple[list[Step], set[str]]:
+    """The files to make, in order, and the names of those to keep (see `kept_files`)."""
+    plan = [
+        (file_format, role, precision)
+        for file_format in formats
+        for role in ROLES
+        for precision in file_format.precisions(role)
+    ]
+    kept = kept_files([file_name(*step) for step in plan], only)
+    return [step for step in plan if _needed(step, kept)], kept
+
+
+def kept_files(names: list[str], only: Collection[str] | None) -> set[str]:
+    """The model files to write, of `names` (what the export makes); a VaeDigitsError when `only` names
+    a file it does not make, or leaves a bundle the runtime would refuse.
+
+    A bundle holds an encoder and a decoder of each format it has, and one default file of each; the
+    fp32 file is the default, or, when only one variant of that model is kept, that variant.
+    """
+    if only is None:
+        return set(names)
+    kept = set(only)
+    unknown = sorted(kept - set(names))
+    if unknown or not kept:
+        what = f"makes no {unknown[0]!r}" if unknown else "needs at least one file name"
+        raise VaeDigitsError(f"--only: this export {what}; it makes {', '.join(names)}")
+    models = {_model_of(name) for name in kept}
+    for role, suffix in sorted(models):
+        other = "decoder" if role == "encoder" else "encoder"
+        if (other, suffix) not in models:
+            choices = " or ".join(name for name in names if _model_of(name) == (other, suffix))
+            raise VaeDigitsError(
+                f"--only keeps the {suffix} {role} but not the {suffix} {other}: a bundle holds both; "
+                f"add {choices}"
+            )
+        same = sorted(name for name in kept if _model_of(name) == (role, suffix))
+        if len(same) > 1 and f"{role}.{suffix}" not in same:
+            raise VaeDigitsError(
+                f"--only keeps {' and '.join(same)} without {role}.{suffix}: keep that too, or one of them "
+                "(a bundle has one default file per model)"
+            )
+    return kept
+
+
+def _model_of(name: str) -> tuple[str, str]:
+    """decoder.int8.tflite -> ("decoder", "tflite")."""
+    parts = name.split(".")
+    return parts[0], parts[-1]
+
+
+def _needed(step: Step, kept: set[str]) -> bool:
+    """Whether to make a file: it is kept, or it is the fp32 file a kept variant is checked against."""
+    file_format, role, precision = step
+    if file_name(*step) in kept:
+        return True
+    variants = (file_name(file_format, role, other) for other in file_format.precisions(role))
+    return precision == "fp32" and any(name in kept for name in variants)
+
+
+def _mark_defaults(bundle) -> None:
+    """A model without its fp32 file in a lean bundle: its one kept variant is the default."""
+    for role, file_format in {(e.role, e.format) for e in bundle.entries.values() if e.role != PRIOR}:
+        files = [e for e in bundle.entries.values() if (e.role, e.format) == (role, file_format)]
+        if len(files) == 1 and not files[0].default:
+            bundle.add(replace(files[0], default=True))
+
+
 def _recommend_for_edge(bundle, role: str, report: Report) -> None:
-    """Mark the fastest TFLite variant of `role`, if it is RECOMMEND_SPEEDUP x fp32 or more."""
+    """Mark `role`'s full-integer int8 TFLite file, when the bundle has one (it is within its bounds).
+
+    The rule has to hold on any machine, so it cannot be speed: whether int8 beats fp32 depends on the
+    processor (4x faster on one x86 host, slower on another). What holds everywhere is what the file
+    is: integer arithmetic end to end, the one kind of file that integer-only accelerators (NPUs, DSPs,
+    microcontrollers) run, its weights and activations a byte a number. The smallest file is no such
+    rule: the int8 file stores its weights once per static signature and is larger than the fp16 and
+    dynamic-range ones, and an fp16 file runs as fp32 on most CPUs. Which file is fastest on a device:
+    run `vae-bench` there.
+    """
     entries = [e for e in bundle.entries.values() if e.role == role and e.format == "tflite"]
     for entry in entries:
         bundle.add(replace(entry, recommended=False))  # a previous export's choice is made again
-    fastest = max((e for e in entries if not e.default), key=lambda e: e.speed["vs_fp32"], default=None)
-    if fastest is not None and fastest.speed["vs_fp32"] >= RECOMMEND_SPEEDUP:
-        bundle.add(replace(fastest, recommended=True))
+    edge = next((e for e in entries if e.precision == "int8"), None)
+    if edge is not None:
+        bundle.add(replace(edge, recommended=True))
         report(
-            f"recommend {fastest.path:<22} {fastest.speed['vs_fp32']:.2f}x fp32: the file for edge devices"
+            f"recommend {edge.path:<22} integer-only: the file for edge devices (vae-bench times them all)"
         )
 
 
@@ -190,9 +277,6 @@ def file_name(file_format: Format, role: str, precision: str) -> str:
     return f"{role}{middle}.{file_format.name}"
 
 
-RECOMMEND_SPEEDUP = 1.3  # an edge variant this much faster than fp32 (within its bounds) is recommended
-
-
 def _validated(
     path: Path,
     file_format: Format,
@@ -202,26 +286,19 @@ def _validated(
     atol: float,
     fp32: tuple[ModelFile, OnnxModel | TfliteModel] | None,
 ) -> tuple[ModelFile | None, OnnxModel | TfliteModel, str]:
-    """Check one written file: (its manifest entry or None when not shipped, the model, why not)."""
+    """Check one written file: (its manifest entry or None when over its bounds, the model, why not)."""
     model = open_model(path, file_format.name)
     if precision == "fp32":
-        parity = check_fp32(model, probe, role, path.name, atol)
-        speed = measure_speed(model, probe, role)
-        return _entry(path, file_format, role, precision, model, parity, speed), model, ""
-    assert fp32 is not None  # the plan puts each role's fp32 file first: the reference of its variants
-    fp32_entry, fp32_model = fp32
-    parity, within = check_variant(model, fp32_model, probe, role)
-    speed = measure_speed(model, probe, role)
-    fp32_speed = fp32_entry.speed["per_second"]
-    speed["vs_fp32"] = round(speed["per_second"] / fp32_speed, 3)
+        parity, within = check_fp32(model, probe, role, path.name, atol), True
+    else:
+        assert fp32 is not None  # the plan puts each role's fp32 file first: the reference of its variants
+        parity, within = check_variant(model, fp32[1], probe, role)
+    speed = {**measure_speed(model, probe, role), "measured_on": this_machine()}
+    if fp32 is not None and precision != "fp32":
+        speed["vs_fp32"] = round(speed["per_second"] / fp32[0].speed["per_second"], 3)
     if not within:
         return None, model, f"over its error bounds {parity['bounds']} against fp32"
-    slower = f"slower than fp32 here ({speed['per_second']:g} vs {fp32_speed:g}/s)"
-    if speed["vs_fp32"] < 1 and not file_format.keep_slower:
-        return None, model, f"{slower}; export it by name to keep it"
-    entry = _entry(path, file_format, role, precision, model, parity, speed)
-    note = f"{slower}: not default" if speed["vs_fp32"] < 1 else ""
-    return replace(entry, default=False, note=note), model, ""
+    return _entry(path, file_format, role, precision, model, parity, speed), model, ""
 
 
 def _entry(

@@ -13,7 +13,7 @@ from vae_runtime.errors import DataError, VaeDigitsError
 from vae_runtime.mnist import KERAS_SOURCE, Mnist
 from vae_train import models  # noqa: F401  (registers Sampling, VAE, CVAE for loading)
 from vae_train.data import NUM_CLASSES, load_mnist
-from vae_train.run import MODEL_FILES, read_run
+from vae_train.run import MODEL_FILES, archive_damage, read_run
 
 
 @dataclass
@@ -62,6 +62,8 @@ def load_run(path: Path) -> TrainedRun:
     if record.get("status") != "complete":
         raise VaeDigitsError(f"run {path} is not finished; resume it with vae-train --resume")
     files = {name: path / filename for name, filename in MODEL_FILES.items()}
+    for role in ("encoder", "decoder"):
+        _check_model_file(files[role])
     try:
         encoder = keras.models.load_model(files["encoder"])
         decoder = keras.models.load_model(files["decoder"])
@@ -72,6 +74,15 @@ def load_run(path: Path) -> TrainedRun:
         for weight in model.get_weights():
             digest.update(np.ascontiguousarray(weight).tobytes())
     return TrainedRun(path, record, _deterministic(encoder), _named(decoder), digest.hexdigest()[:16])
+
+
+def _check_model_file(path: Path) -> None:
+    """A missing or damaged .keras file, said as such (Keras calls both "File not found")."""
+    if not path.is_file():
+        raise VaeDigitsError(f"run {path.parent} has no {path.name}; it was not written or was removed")
+    damage = archive_damage(path)
+    if damage is not None:
+        raise VaeDigitsError(f"{path} is damaged or not a .keras file ({damage}); train the run again")
 
 
 def _deterministic(encoder: keras.Model) -> keras.Model:

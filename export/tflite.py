@@ -43,7 +43,7 @@ def export_tflite(
 
     `quantize` adds variants: "float16", "dynamic" (dynamic-range int8 weights) and "int8"
     (full integer, calibrated on training digits; float32 inputs and outputs). A variant over
-    its error bound against fp32 is not shipped; one slower than fp32 is never the default.
+    its error bound against fp32 is not shipped; a variant is never the default.
 
     Example:
         >>> manifest = export_tflite("runs/cvae", "bundles/cvae", quantize=("float16",))
@@ -56,7 +56,6 @@ def export_tflite(
 @dataclass(frozen=True)
 class TfliteFormat:
     quantize: tuple[str, ...] = ()
-    keep_slower: bool = True
     name: str = "tflite"
 
     def __post_init__(self) -> None:

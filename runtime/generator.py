@@ -465,11 +465,11 @@ class BulkRoute:
                         name: np.resize(array, (2 * BULK_ROWS, *array.shape[1:]))
                         for name, array in feeds.items()
                     }
-                    self.faster = _best_time(self.model.run, probe) < _best_time(onnx, probe)
+                    self.faster = best_time(self.model.run, probe) < best_time(onnx, probe)
         return self.faster
 
 
-def _best_time(run: Run, feeds: dict[str, np.ndarray], repeats: int = 3) -> float:
+def best_time(run: Run, feeds: dict[str, np.ndarray], repeats: int = 3) -> float:
     run(feeds)  # warm up: the first call allocates
     best = math.inf
     for _ in range(repeats):
@@ -512,8 +512,9 @@ def _choose_backend(backend: str, manifest: Manifest) -> str:
 
 
 def _static_tflite(manifest: Manifest, role: str, precision: str | None) -> ModelFile | None:
-    """The bundle's static-shape TFLite file for `role`, if it has one and LiteRT is installed."""
-    entry = manifest.find(role, "tflite", precision)
+    """The bundle's static-shape TFLite file for `role`, if it has one and LiteRT is installed; never a
+    quantized file unless asked for (a lean bundle's default TFLite file may be int8)."""
+    entry = manifest.find(role, "tflite", precision or "fp32")
     return entry if entry is not None and entry.batch_sizes and available("tflite") else None
 
 

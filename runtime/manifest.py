@@ -88,10 +88,12 @@ class ModelFile:
     size: int
     default: bool = True
     parity: dict[str, Any] = field(default_factory=dict)
+    # samples/s on the export host, named in "measured_on": information, never a choice (vae-bench measures
+    # where the bundle runs)
     speed: dict[str, Any] = field(default_factory=dict)
     note: str = ""
-    batch_sizes: tuple[int, ...] = ()
-    recommended: bool = False
+    batch_sizes: tuple[int, ...] = ()  # static batch sizes (one signature each); () = dynamic batch
+    recommended: bool = False  # the file for edge devices: the int8 TFLite file (integer-only)
 
 
 @dataclass(frozen=True)

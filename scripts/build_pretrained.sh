@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the pretrained bundles shipped in vae_runtime (runtime/bundles/{cvae,vae,cvae-hq}) end to end:
-# train on the full MNIST, then export ONNX + TFLite with every quantized variant that passes and pays.
+# train on the full MNIST, then export ONNX + TFLite with every quantized variant within its quality bounds
+# (the same files on any machine: docs/export.md), the int8 TFLite files marked `recommended`.
 #
 #   bash scripts/build_pretrained.sh [PATH/TO/mnist.npz]      (EPOCHS=40 for the 2-D models by default)
 #

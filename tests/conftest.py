@@ -42,6 +42,7 @@ CLI_MODULES = {
     "vae-explore": "vae_runtime.cli.explore",
     "vae-eval": "vae_runtime.cli.eval",
     "vae-serve": "vae_runtime.cli.serve",
+    "vae-bench": "vae_runtime.cli.bench",
 }
 
 

@@ -139,7 +139,9 @@ def test_existing_output_needs_force(tmp_path):
     assert out.read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.parametrize("command", ["vae-generate", "vae-explore", "vae-eval", "vae-train", "vae-export"])
+@pytest.mark.parametrize(
+    "command", ["vae-generate", "vae-explore", "vae-eval", "vae-bench", "vae-train", "vae-export"]
+)
 def test_every_command_has_help(command):
     if command in ("vae-train", "vae-export") and not HAS_TENSORFLOW:
         pytest.skip("needs the training stack")
@@ -162,7 +164,9 @@ print(sorted(m for m in ("tensorflow", "keras", "onnxruntime", "PIL", "numpy") i
 """
 
 
-@pytest.mark.parametrize("command", ["vae-generate", "vae-explore", "vae-eval", "vae-train", "vae-export"])
+@pytest.mark.parametrize(
+    "command", ["vae-generate", "vae-explore", "vae-eval", "vae-bench", "vae-train", "vae-export"]
+)
 def test_help_imports_no_heavy_library(command):
     from conftest import CLI_MODULES
 

@@ -1,12 +1,15 @@
-"""Static-shape TFLite: the chunk plan, variants that are omitted or recommended by measurement, and
-backend="auto" routing bulk requests to whichever backend measured faster."""
+"""Static-shape TFLite: the chunk plan, a bundle's files and its edge file independent of the export
+host's speed, lean bundles, and backend="auto" routing bulk requests to whichever backend measured
+faster."""
 
+import itertools
 import json
+import re
 
 import numpy as np
 import pytest
 
-from conftest import DATA, needs_litert, needs_tensorflow
+from conftest import DATA, needs_litert, needs_tensorflow, run_cli
 from vae_runtime.backends import chunk_plan
 from vae_runtime.generator import BULK_ROWS, BulkRoute, Generator
 
@@ -75,45 +78,148 @@ def test_auto_opens_litert_only_for_a_bulk_request():
 
 @needs_tensorflow
 @needs_litert
-def test_all_omits_slower_variants_and_recommends_one_fast_file(cvae_run, tmp_path, monkeypatch):
+def test_exports_on_hosts_of_different_speed_hold_the_same_files(cvae_run, tmp_path, monkeypatch):
     from vae_export import pipeline
     from vae_export.tflite import TfliteFormat
 
-    speeds = {"fp32": 1000.0, "fp16": 900.0, "dynamic": 1500.0, "int8": 2000.0}
-    checking = {}  # the precision of the file being validated: its speed is set, not measured
+    def export_on(host: str, speedup: float) -> dict:
+        """An export on a host where every variant runs `speedup` times as fast as fp32 (as timed)."""
+        calls = itertools.count()
 
-    def measured(model, probe, role, seconds=0.5):
-        return {"batch": 256, "per_second": speeds[checking["precision"]]}
+        def timed(model, probe, role, seconds=0.5):
+            fp32 = next(calls) % 3 == 0  # each model: fp32 first, then its two variants
+            return {"batch": 256, "per_second": 1000.0 if fp32 else 1000.0 * speedup}
 
-    original = pipeline._validated
+        monkeypatch.setattr(pipeline, "measure_speed", timed)
+        formats = [TfliteFormat(quantize=("float16", "int8"))]
+        pipeline.export(cvae_run, tmp_path / host, formats, data=str(DATA), report=lambda line: None)
+        return json.loads((tmp_path / host / "manifest.json").read_text())
 
-    def validated(path, file_format, role, precision, *args):
-        checking["precision"] = precision
-        return original(path, file_format, role, precision, *args)
+    def held(manifest: dict) -> set:
+        return {(f["path"], f["default"], f["recommended"]) for f in manifest["files"]}
 
-    monkeypatch.setattr(pipeline, "measure_speed", measured)
-    monkeypatch.setattr(pipeline, "_validated", validated)
-    formats = [TfliteFormat(quantize=("float16", "dynamic", "int8"), keep_slower=False)]
-    manifest = pipeline.export(cvae_run, tmp_path / "b", formats, data=str(DATA), report=lambda line: None)
-    shipped = {f.path: f for f in manifest.files}
-    assert "decoder.fp16.tflite" not in shipped and "encoder.fp16.tflite" not in shipped
-    omitted = {item["file"]: item["reason"] for item in manifest.omitted}
-    assert "slower than fp32 here (900 vs 1000/s); export it by name" in omitted["decoder.fp16.tflite"]
-    for role in ("encoder", "decoder"):
-        recommended = [f.path for f in manifest.files if f.role == role and f.recommended]
-        assert recommended == [f"{role}.int8.tflite"]  # the fastest of those >= 1.3x fp32
-    assert all(f.batch_sizes == (1, 16, 128) for f in manifest.files)
-    kept = pipeline.export(
-        cvae_run,
-        tmp_path / "c",
-        [TfliteFormat(quantize=("float16",))],
-        data=str(DATA),
-        report=lambda line: None,
+    fast, slow = export_on("fast", 4.0), export_on("slow", 0.5)  # the old rule dropped both variants on slow
+    assert held(fast) == held(slow)
+    assert fast["omitted"] == slow["omitted"] == []
+    assert {path for path, _, _ in held(fast)} == {
+        f"{role}{middle}.tflite" for role in ("encoder", "decoder") for middle in ("", ".fp16", ".int8")
+    }
+    for manifest in (fast, slow):
+        recommended = {f["path"] for f in manifest["files"] if f["recommended"]}
+        assert recommended == {"encoder.int8.tflite", "decoder.int8.tflite"}  # integer-only, not fastest
+        assert all(f["default"] == (f["precision"] == "fp32") for f in manifest["files"])
+    from vae_runtime.tools.bench import this_machine
+
+    for manifest, speedup in ((fast, 4.0), (slow, 0.5)):  # the host's speeds, kept as information
+        variant = next(f for f in manifest["files"] if f["path"] == "decoder.fp16.tflite")
+        assert variant["speed"]["vs_fp32"] == speedup
+        assert variant["speed"]["measured_on"] == this_machine()
+
+
+@needs_tensorflow
+@needs_litert
+def test_a_lean_bundle_holds_only_the_named_files(cvae_run, tmp_path):
+    out = tmp_path / "edge"
+    files = "decoder.int8.tflite,encoder.int8.tflite"
+    result = run_cli(
+        "vae-export", "all", str(cvae_run), "--out", str(out), "--only", files, "--data", str(DATA)
     )
-    fp16 = next(f for f in kept.files if f.precision == "fp16")
-    assert fp16.note.startswith("slower than fp32 here") and not fp16.default
-    written = json.loads((tmp_path / "b" / "manifest.json").read_text())
-    assert {item["file"] for item in written["omitted"]} == {"decoder.fp16.tflite", "encoder.fp16.tflite"}
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == [
+        "decoder.int8.tflite",
+        "encoder.int8.tflite",
+        "manifest.json",
+    ]
+    assert all(f["default"] and f["recommended"] for f in manifest["files"])  # the only file of each model
+    lean = Generator.load(out)  # no onnx files: LiteRT, on the int8 files
+    assert (lean.backend, lean.files["decoder"].path) == ("tflite", "decoder.int8.tflite")
+    full = Generator.load(out, backend="tflite", precision="int8")
+    np.testing.assert_array_equal(lean.generate(3, count=4, seed=0), full.generate(3, count=4, seed=0))
+
+
+ALL = [  # what `vae-export all` makes, less two TFLite variants
+    *("encoder.onnx", "decoder.onnx", "decoder.int8.onnx"),
+    *("encoder.tflite", "encoder.int8.tflite", "decoder.tflite", "decoder.int8.tflite"),
+]
+
+
+@pytest.mark.parametrize(
+    ("only", "message"),
+    [
+        (
+            ["decoder.onnx", "decoder.int4.tflite"],
+            "--only: this export makes no 'decoder.int4.tflite'; it makes ",
+        ),
+        (
+            ["decoder.onnx"],
+            "keeps the onnx decoder but not the onnx encoder: a bundle holds both; add encoder.onnx",
+        ),
+        (["encoder.int8.tflite"], "add decoder.tflite or decoder.int8.tflite"),
+        (["decoder.onnx", "decoder.int8.onnx", "encoder.onnx"], None),
+        (["decoder.int8.onnx", "encoder.onnx"], None),  # decoder.int8.onnx becomes the default
+        (
+            ["decoder.onnx", "encoder.onnx", "encoder.tflite"],
+            "keeps the tflite encoder but not the tflite decoder",
+        ),
+        ([], "--only: this export needs at least one file name"),
+    ],
+)
+@needs_tensorflow
+def test_only_keeps_what_makes_a_bundle(only, message):
+    from vae_export.pipeline import kept_files
+    from vae_runtime.errors import VaeDigitsError
+
+    if message is None:
+        assert kept_files(ALL, only) == set(only)
+    else:
+        with pytest.raises(VaeDigitsError, match=re.escape(message)):
+            kept_files(ALL, only)
+
+
+@needs_tensorflow
+def test_only_refuses_two_variants_without_fp32_and_says_so_in_one_line(cvae_run, tmp_path):
+    names = "decoder.dynamic.tflite,decoder.int8.tflite,encoder.tflite"
+    result = run_cli("vae-export", "all", str(cvae_run), "--out", str(tmp_path / "b"), "--only", names)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert "keeps decoder.dynamic.tflite and decoder.int8.tflite without decoder.tflite" in result.stderr
+    assert not (tmp_path / "b").exists()
+
+
+@needs_tensorflow
+def test_a_named_variant_over_its_bounds_fails_the_export(cvae_run, tmp_path, monkeypatch):
+    from vae_export import checks, pipeline
+    from vae_export.onnx import OnnxFormat
+    from vae_runtime.errors import WorkError
+
+    monkeypatch.setitem(checks.VARIANT_BOUNDS, "decoder", {"mean_abs_diff": 1e-9})
+    formats = [OnnxFormat(quantize=("int8",))]
+    only = {"decoder.int8.onnx", "encoder.onnx"}
+    with pytest.raises(WorkError, match=r"decoder.int8.onnx is over its error bounds .* cannot be kept"):
+        pipeline.export(
+            cvae_run, tmp_path / "b", formats, data=str(DATA), only=only, report=lambda line: None
+        )
+    assert not (tmp_path / "b").exists()
+    unnamed = pipeline.export(cvae_run, tmp_path / "c", formats, data=str(DATA), report=lambda line: None)
+    assert [item["file"] for item in unnamed.omitted] == ["decoder.int8.onnx"]  # listed, not shipped
+    assert {f.path for f in unnamed.files} == {"decoder.onnx", "encoder.onnx"}
+
+
+@needs_litert
+def test_auto_never_sends_bulk_requests_to_a_quantized_default(tmp_path):
+    """A lean bundle's only TFLite decoder may be int8 (its default): auto must not pick it silently."""
+    import shutil
+
+    from vae_runtime.generator import default_bundle
+
+    lean = tmp_path / "lean"
+    shutil.copytree(default_bundle("cvae"), lean)
+    manifest = json.loads((lean / "manifest.json").read_text())
+    keep = {"decoder.onnx", "encoder.onnx", "decoder.int8.tflite", "encoder.int8.tflite"}
+    manifest["files"] = [f | {"default": True} for f in manifest["files"] if f["path"] in keep]
+    (lean / "manifest.json").write_text(json.dumps(manifest))
+    assert Generator.load(lean).bulk is None
 
 
 @needs_tensorflow

@@ -204,6 +204,10 @@ BAD_INPUTS = [
     (["--epochs", "0"], "--epochs"),
     (["--batch-size", "-1"], "--batch-size"),
     (["--latent-dim", "0"], "--latent-dim"),
+    (["--latent-dim", "257"], "'--latent-dim': 257 is not between 1 and 256"),
+    (["--filters", "2000", "64"], "'--filters': 2000 is not between 1 and 1024"),
+    (["--dense-units", "5000"], "'--dense-units': 5000 is not between 1 and 4096"),
+    (["--batch-size", "100000"], "'--batch-size': 100000 is not between 1 and 65536"),
     (["--data", "/no/such/mnist.npz"], "data path /no/such/mnist.npz does not exist"),
 ]
 
@@ -216,6 +220,67 @@ def test_bad_input_is_one_line(tmp_path, args, message):
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"filters": (32, 1025)}, "--filters must be two integers in 1-1024"),
+        ({"dense_units": 4097}, "--dense-units must be an integer in 1-4096"),
+        ({"batch_size": 65_537}, "--batch-size must be an integer in 1-65536"),
+    ],
+)
+def test_config_bounds_capacity_as_the_cli_does(settings, message):
+    from vae_runtime.errors import VaeDigitsError
+    from vae_train.run import TrainConfig
+
+    with pytest.raises(VaeDigitsError, match=message):
+        TrainConfig(**settings)
+    TrainConfig(filters=(1024, 1024), dense_units=4096, batch_size=65_536, latent_dim=256)  # the bounds
+
+
+def out_of_memory(kind: str) -> Exception:
+    """What running out of memory raises: TensorFlow's error for a tensor, Python's for an array."""
+    import tensorflow as tf
+
+    if kind == "python":
+        return MemoryError()
+    return tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[65536,1024]")
+
+
+@pytest.mark.parametrize(
+    ("step", "kind", "message"),
+    [
+        (
+            "build_model",
+            "tensorflow",
+            r"out of memory building the model: lower --filters \(32 64\), --dense-units \(16\) or "
+            r"--latent-dim \(2\); .*api holds no trained epoch: remove it before starting again",
+        ),
+        (
+            "_fit",
+            "python",
+            r"out of memory training: lower --batch-size \(32\), --filters \(32 64\) or --dense-units \(16\)",
+        ),
+    ],
+)
+def test_out_of_memory_names_the_options_to_lower(tmp_path, monkeypatch, capsys, step, kind, message):
+    from vae_runtime.cli.common import main
+    from vae_train import cli, run
+
+    def fails(*args, **kwargs):
+        raise out_of_memory(kind)
+
+    monkeypatch.setattr(run, step, fails)
+    with pytest.raises(run.OutOfMemoryError, match=message):
+        run.train(run.TrainConfig(epochs=1, batch_size=32, data=str(DATA)), tmp_path / "api")
+    args = ["--epochs", "1", "--batch-size", "32", "--data", str(DATA), "--out", str(tmp_path / "cli")]
+    with pytest.raises(SystemExit) as exited:
+        main(cli.app, args)
+    assert exited.value.code == 1  # good input, failed work
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1 and "Traceback" not in error
+    assert "error: out of memory" in error and "--filters (32 64)" in error
 
 
 def test_malformed_and_misshapen_data(tmp_path):

@@ -25,7 +25,7 @@ import pytest
 
 from conftest import WEB, load_web_site, unavailable
 from vae_runtime import Generator
-from vae_runtime.generator import default_bundle
+from vae_runtime.generator import DEFAULT_BUNDLES, default_bundle
 from vae_runtime.prior import Prior
 
 PAGE_FILES = {
@@ -160,7 +160,7 @@ def open_page(browser, base_url) -> Iterator:
 
 @pytest.fixture(scope="module")
 def references() -> dict[str, Generator]:
-    return {name: Generator.load(default_bundle(name), backend="onnx") for name in ("cvae-16d", "cvae", "vae")}
+    return {name: Generator.load(default_bundle(name), backend="onnx") for name in DEFAULT_BUNDLES}
 
 
 def _levels(images: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from vae_runtime.cli.common import Version, data_option, integer, main, new_app, number
+from vae_train.limits import LIMITS
 
 app = new_app("Train a VAE or conditional VAE on MNIST; validation is on the test split.")
 Data = Annotated[
@@ -49,20 +50,41 @@ def train(
     model: Annotated[Model | None, _option("cvae or vae (default: cvae).")] = None,
     epochs: Annotated[int | None, _option("Epochs to train in all (default: 30).", integer(1))] = None,
     batch_size: Annotated[
-        int | None, _option("The global batch, over all replicas (default: 128).", integer(1))
+        int | None,
+        _option(
+            f"The global batch, over all replicas, 1-{LIMITS['batch_size']:,} (default: 128).",
+            integer(1, LIMITS["batch_size"]),
+        ),
     ] = None,
-    latent_dim: Annotated[int | None, _option("Latent dimensions (default: 2).", integer(1, 256))] = None,
+    latent_dim: Annotated[
+        int | None,
+        _option(
+            f"Latent dimensions, 1-{LIMITS['latent_dim']} (default: 2).", integer(1, LIMITS["latent_dim"])
+        ),
+    ] = None,
     learning_rate: Annotated[float | None, _option("Adam's (default: 1e-3).", number(1e-9, 10))] = None,
     beta: Annotated[float | None, _option("Weight of the KL term (default: 1.0).", number(0, 1e3))] = None,
     final_kernel: Annotated[
-        int | None, _option("Kernel size of the decoder's last layer (default: 3).", integer(1, 7))
+        int | None,
+        _option(
+            f"Kernel size of the decoder's last layer, 1-{LIMITS['final_kernel']} (default: 3).",
+            integer(1, LIMITS["final_kernel"]),
+        ),
     ] = None,
     filters: Annotated[
         tuple[int, int] | None,
-        _option("Filters of the two convolutions (default: 32 64).", metavar="F1 F2"),
+        _option(
+            f"Filters of the two convolutions, each 1-{LIMITS['filters']} (default: 32 64).",
+            integer(1, LIMITS["filters"]),
+            metavar="F1 F2",
+        ),
     ] = None,
     dense_units: Annotated[
-        int | None, _option("Units of the encoder's dense layer (default: 16).", integer(1, 4096))
+        int | None,
+        _option(
+            f"Units of the encoder's dense layer, 1-{LIMITS['dense_units']} (default: 16).",
+            integer(1, LIMITS["dense_units"]),
+        ),
     ] = None,
     data: Data = None,
     out: Annotated[Path | None, _option("The run directory (default: runs/MODEL).")] = None,

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_runtime.errors import VaeDigitsError
+from vae_runtime.errors import VaeDigitsError, WorkError
 from vae_runtime.fileio import atomic_write_bytes, atomic_write_text
 from vae_runtime.mnist import Mnist
 from vae_train.data import NUM_CLASSES, batches, examples, load_mnist
@@ -34,6 +34,7 @@ from vae_train.distribute import (
     make_strategy,
     take_chiefs_state,
 )
+from vae_train.limits import LIMITS, option
 from vae_train.models import Architecture, build_model
 
 RUN_FORMAT = "vae-digits-run/1"
@@ -49,7 +50,8 @@ HISTORY_COLUMNS = ("epoch", *LOSSES, *(f"val_{loss}" for loss in LOSSES), "secon
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every hyper-parameter of a run; the defaults are the seed design's."""
+    """Every hyper-parameter of a run; the defaults are the seed design's, the upper bounds of those that
+    size the model are vae_train.limits.LIMITS."""
 
     model: str = "cvae"
     epochs: int = 30
@@ -71,11 +73,15 @@ class TrainConfig:
         if self.model not in ("vae", "cvae"):
             raise VaeDigitsError(f"--model must be vae or cvae, not {self.model!r}")
         object.__setattr__(self, "filters", tuple(self.filters))  # JSON gives a list
-        for name in ("epochs", "batch_size", "latent_dim", "final_kernel", "dense_units"):
-            if getattr(self, name) <= 0:
-                raise VaeDigitsError(f"--{name.replace('_', '-')} must be a positive integer")
-        if len(self.filters) != 2 or not all(isinstance(f, int) and f > 0 for f in self.filters):
-            raise VaeDigitsError("--filters must be two positive integers")
+        if self.epochs <= 0:
+            raise VaeDigitsError("--epochs must be a positive integer")
+        for name in ("batch_size", "latent_dim", "final_kernel", "dense_units"):
+            if not 0 < getattr(self, name) <= LIMITS[name]:
+                raise VaeDigitsError(f"{option(name)} must be an integer in 1-{LIMITS[name]}")
+        if len(self.filters) != 2 or not all(
+            isinstance(f, int) and 0 < f <= LIMITS["filters"] for f in self.filters
+        ):
+            raise VaeDigitsError(f"--filters must be two integers in 1-{LIMITS['filters']}")
         if self.strategy not in STRATEGIES:
             raise VaeDigitsError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
         if not self.learning_rate > 0 or not self.beta >= 0:
@@ -131,10 +137,12 @@ def train(
     if announce is not None:
         announce(setup)
     with _precision(config.mixed_precision):
-        model = _build(strategy, config, out if chief else None, start.done)
+        with _memory_named(config, "building the model", out, start):
+            model = _build(strategy, config, out if chief else None, start.done)
         keeper = _RunKeeper(out, config, report, writes=chief, history=start.history)
         started = time.perf_counter()
-        _fit(model, config, start, _callbacks(config, out, start, keeper, progress))
+        with _memory_named(config, "training", out, start):
+            _fit(model, config, start, _callbacks(config, out, start, keeper, progress))
         seconds = time.perf_counter() - started
         return _finish(out, model, config, start.record, seconds) if chief else _summary(keeper.rows, seconds)
 
@@ -203,6 +211,33 @@ def _follow_the_chief(
             )
     start = replace(start, done=chiefs["done"], history=chiefs["history"])
     return replace(config, **chiefs["settings"]), start
+
+
+class OutOfMemoryError(WorkError):
+    """The model or a training step did not fit in this machine's memory."""
+
+
+MEMORY_OPTIONS = {  # what to lower when memory runs out: the weights when building, also the batch in a step
+    "building the model": ("filters", "dense_units", "latent_dim"),
+    "training": ("batch_size", "filters", "dense_units"),
+}
+
+
+@contextmanager
+def _memory_named(config: TrainConfig, stage: str, out: Path, start: _Start):
+    """An out-of-memory error in `stage` as one line naming the options to lower (and their values)."""
+    try:
+        yield
+    except (tf.errors.ResourceExhaustedError, MemoryError):
+        names = MEMORY_OPTIONS[stage]
+        given = [f"{option(name)} ({_shown(getattr(config, name))})" for name in names]
+        lower = f"{', '.join(given[:-1])} or {given[-1]}"
+        unfinished = "" if start.done else f"; {out} holds no trained epoch: remove it before starting again"
+        raise OutOfMemoryError(f"out of memory {stage}: lower {lower}{unfinished}") from None
+
+
+def _shown(value: object) -> str:
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 @contextmanager
@@ -391,13 +426,19 @@ def _checkpoint_path(out: Path, epoch: int) -> Path:
 
 def _check_checkpoint(path: Path) -> None:
     """Refuse a damaged checkpoint before training starts (and before other workers wait on this one)."""
+    damage = archive_damage(path)
+    if damage is not None:
+        raise VaeDigitsError(f"cannot resume from {path} ({damage})")
+
+
+def archive_damage(path: Path) -> str | None:
+    """What is wrong with a saved .keras file (a zip archive), or None when every member reads back whole."""
     try:
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()
     except (OSError, zipfile.BadZipFile) as error:
-        raise VaeDigitsError(f"cannot resume from {path} ({error})") from None
-    if damaged is not None:
-        raise VaeDigitsError(f"cannot resume from {path} ({damaged} is damaged)")
+        return str(error)
+    return None if damaged is None else f"{damaged} is damaged"
 
 
 def _restore(model: keras.Model, path: Path) -> None:

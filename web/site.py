@@ -338,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     build_parser = commands.add_parser("build", help="write the static site for one or more bundles")
     build_parser.add_argument(
-        "--bundle", action="append", help="a bundle directory or cvae-16d|cvae|vae (repeatable; default: cvae-16d and cvae)"
+        "--bundle",
+        action="append",
+        help=f"a bundle directory or {'|'.join(DEFAULT_BUNDLES)} (repeatable; default: {DEFAULT} and cvae)",
     )
     build_parser.add_argument(
         "--out", type=Path, default=Path("site"), help="the site directory (default: site)"
