@@ -1,6 +1,6 @@
 """Measure the demo page (web/) in headless Chromium: speed, start-up and page weight.
 
-    python bench/bench_web.py [--bundle cvae] [--bundle cvae-hq] [--rounds 5] [--loads 5] [--json FILE]
+    python bench/bench_web.py [--bundle cvae-16d] [--bundle cvae] [--rounds 5] [--loads 5] [--json FILE]
 
 Needs chromium (apt-get install chromium), playwright (pip) and web/node_modules (npm ci in web/).
 The site is built into a temporary directory and served on 127.0.0.1 with COOP/COEP. For each bundle,
@@ -258,7 +258,7 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    bundles = args.bundle or ["cvae", "cvae-hq"]
+    bundles = args.bundle or ["cvae-16d", "cvae"]
     executable = next((path for path in CHROMIUM_PATHS if Path(path).is_file()), None)
     if executable is None:
         raise SystemExit("chromium is not installed: apt-get install chromium")

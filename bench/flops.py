@@ -1,6 +1,6 @@
 """Compute per digit, counted from an exported ONNX graph: multiply-adds x 2 of its dense and convolution ops.
 
-    python bench/flops.py runtime/bundles/cvae/decoder.onnx runtime/bundles/cvae-hq/decoder.onnx
+    python bench/flops.py runtime/bundles/cvae/decoder.onnx bench/bundles/cvae-hq/decoder.onnx
 
 Element-wise ops (bias adds, activations) are left out: they are well under 1 % of these models.
 """

@@ -1,6 +1,6 @@
 """The quality / cost table of bundles: one row per bundle (and temperature), as README's frontier table.
 
-    python bench/frontier.py runtime/bundles/cvae runtime/bundles/cvae-hq bundles/x1 \
+    python bench/frontier.py runtime/bundles/cvae bench/bundles/cvae-hq bundles/x1 \
         --data ../shared/data/mnist.npz [--temperature 0.6 --temperature 0.7] [--json out.json]
 
 Per bundle: the decoder's MFLOP per digit counted from its ONNX graph (bench/flops.py), the parameters of

@@ -71,11 +71,17 @@ def prior_json(prior: Prior, labels: tuple[str, ...], fitted_on: dict) -> dict:
         "latent_dim": int(prior.means.shape[-1]),
         "labels": list(labels),
         "mixtures": [
-            {"weights": w.tolist(), "means": m.tolist(), "cholesky": c.tolist()}
+            {"weights": _float32_lists(w), "means": _float32_lists(m), "cholesky": _float32_lists(c)}
             for w, m, c in zip(prior.weights, prior.means, prior.cholesky, strict=True)
         ],
         "fitted_on": fitted_on,
     }
+
+
+def _float32_lists(values: np.ndarray) -> list:
+    """Nested lists of `values` at float32 precision, each number in its shortest form: the runtime
+    samples in float32, and float64's digits would double the file for nothing."""
+    return np.vectorize(lambda v: float(str(np.float32(v))), otypes=[object])(values).tolist()
 
 
 def _kmeans(x: np.ndarray, components: int, rng: np.random.Generator, rounds: int = 25) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Distillation data: MNIST's training split plus a teacher bundle's digits, as a Keras-format mnist.npz.
 
     python scripts/teacher_data.py ../shared/data/mnist.npz runs/teacher-data.npz \
-        --teacher runtime/bundles/cvae-hq --per-label 6000 [--temperature 0.7] [--seed 1]
+        --teacher bench/bundles/cvae-hq --per-label 6000 [--temperature 0.7] [--seed 1]
 
 The teacher samples from its own prior at its default temperature (the known-good recipe); the test split
 stays the real one, so validation losses and `vae-eval` still measure against real digits. Train on it with
