@@ -1,0 +1,246 @@
+"""The two halves of scripts/check_arm64.sh, run with the python of a venv that has vae-digits[tflite].
+
+    python scripts/arm64_compare.py record DIR [--digits 200] [--per-label 100] [--data mnist.npz]
+    python scripts/arm64_compare.py compare ARM_DIR X86_DIR
+
+`record`, on the machine it runs on: `vae-generate` (seed 0) for every bundle embedded in vae_runtime, on
+each backend and every shipped decoder precision; XNNPACK's share of the ops of every TFLite file; and
+`vae-eval` of the default bundle. Into DIR: one .npy per call and record.json.
+
+`compare` sets an aarch64 record beside an x86 one, prints a table and exits 1 with a one-line reason
+unless: fp32 digits are at most one grey level from x86's; every other precision is within its export's
+variant bounds (the manifest's parity.bounds: mean absolute difference and PSNR on [0, 1]) against the
+fp32 digits of the same machine and backend, on both machines; XNNPACK runs every op of every TFLite file
+on aarch64; and vae-eval's accuracy on generated digits is within 0.2 points of x86's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FP32_GREY_LEVELS = 1
+ACCURACY_POINTS = 0.2
+RECORD = "record.json"
+PACKAGES = ("vae-digits", "numpy", "onnxruntime", "ai-edge-litert")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One vae-generate call: a bundle's decoder file on a backend."""
+
+    bundle: str
+    backend: str
+    precision: str
+    file: str
+    bounds: dict[str, float]  # the export's variant bounds against fp32 ({} for fp32 itself)
+
+    @property
+    def name(self) -> str:
+        return f"{self.bundle}-{self.backend}-{self.precision}"
+
+
+def embedded_bundles() -> dict[str, Path]:
+    """Every bundle shipped inside vae_runtime, by name."""
+    root = Path(str(resources.files("vae_runtime") / "bundles"))
+    return {path.name: path for path in sorted(root.iterdir()) if (path / "manifest.json").is_file()}
+
+
+def calls(bundles: dict[str, Path]) -> list[Call]:
+    from vae_runtime.manifest import read_manifest
+
+    found = []
+    for name, path in bundles.items():
+        for entry in read_manifest(path).files:
+            if entry.role == "decoder":
+                bounds = entry.parity.get("bounds", {}) if entry.precision != "fp32" else {}
+                found.append(Call(name, entry.format, entry.precision, entry.path, bounds))
+    return found
+
+
+def record(out: Path, digits: int, per_label: int, data: Path) -> None:
+    """Run every call, the XNNPACK census and vae-eval here; write the digits and record.json to `out`."""
+    from vae_runtime.generator import default_bundle
+    from vae_runtime.manifest import read_manifest
+
+    out.mkdir(parents=True, exist_ok=True)
+    bundles = embedded_bundles()
+    bin_dir = Path(sys.executable).parent
+    timings = {}
+    for call in calls(bundles):
+        count = digits // max(read_manifest(bundles[call.bundle]).num_classes, 1)  # a CVAE: every label
+        started = time.perf_counter()
+        _run(bin_dir / "vae-generate", "--bundle", str(bundles[call.bundle]), "--backend", call.backend,
+             "--precision", call.precision, "--count", str(count), "--seed", "0",
+             "--out", str(out / f"{call.name}.npy"))  # fmt: skip
+        timings[call.name] = round(time.perf_counter() - started, 1)
+        print(f"  {call.name}: {timings[call.name]} s", flush=True)
+    xnnpack = {
+        f"{name}/{entry.path}": list(_xnnpack_share(path / entry.path))
+        for name, path in bundles.items()
+        for entry in read_manifest(path).files
+        if entry.format == "tflite"
+    }
+    started = time.perf_counter()
+    evaluated = _run(bin_dir / "vae-eval", str(default_bundle()), "--data", str(data),
+                     "--per-label", str(per_label), "--json")  # fmt: skip
+    timings["vae-eval"] = round(time.perf_counter() - started, 1)
+    summary = {
+        "machine": platform.machine(),
+        "versions": {name: metadata.version(name) for name in PACKAGES},
+        "calls": [vars(call) for call in calls(bundles)],
+        "seconds": timings,
+        "xnnpack": xnnpack,
+        "eval": {key: json.loads(evaluated)[key] for key in ("digits", "total_loss", "generation")},
+    }
+    (out / RECORD).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _run(*command: str | Path) -> str:
+    result = subprocess.run([str(part) for part in command], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        name = Path(command[0]).name
+        raise SystemExit(f"arm64_compare: FAILED: {name} exited {result.returncode}: {reason}")
+    return result.stdout
+
+
+def _xnnpack_share(path: Path) -> tuple[int, int]:
+    """bench/run.py's census of the ops that the XNNPACK delegate runs (one implementation for both)."""
+    from vae_runtime.quiet import native_output_silenced
+
+    with native_output_silenced():  # LiteRT announces its XNNPACK delegate on stderr
+        share: tuple[int, int] = _bench().xnnpack_share(path)
+    return share
+
+
+@functools.cache
+def _bench() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_run", Path(__file__).parents[1] / "bench" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compare(arm_dir: Path, x86_dir: Path) -> list[str]:
+    """Print the comparison; return the failures, one line each."""
+    arm, x86 = (json.loads((where / RECORD).read_text()) for where in (arm_dir, x86_dir))
+    failures = []
+    if arm["machine"] != "aarch64":
+        failures.append(f"the ARM record was made on {arm['machine']}, not aarch64")
+    if arm["versions"] != x86["versions"]:
+        failures.append(f"versions differ: aarch64 {arm['versions']} vs x86 {x86['versions']}")
+    print(f"versions: {', '.join(f'{k} {v}' for k, v in x86['versions'].items())}")
+    failures += _digit_table([Call(**c) for c in x86["calls"]], arm_dir, x86_dir, arm["seconds"])
+    failures += _xnnpack_table(arm["xnnpack"], x86["xnnpack"])
+    failures += _eval_table(arm["eval"], x86["eval"])
+    return failures
+
+
+def _digit_table(expected: list[Call], arm_dir: Path, x86_dir: Path, seconds: dict[str, float]) -> list[str]:
+    print(f"\n{'':<34}{'aarch64 vs x86':>17}{'mean |diff| vs fp32':>26}{'PSNR dB vs fp32':>23}")
+    print(
+        f"{'bundle':<9}{'backend':<8}{'precision':<10}{'digits':>7}{'max grey':>9}{'pixels':>8}"
+        f"{'aarch64':>10}{'x86':>8}{'bound':>7}{'aarch64':>9}{'x86':>7}{'bound':>7}{'s aarch64':>11}"
+    )
+    failures = []
+    for call in expected:
+        arm, x86 = (np.load(where / f"{call.name}.npy") for where in (arm_dir, x86_dir))
+        if arm.shape != x86.shape:
+            failures.append(f"{call.name}: aarch64 digits {arm.shape} vs x86 {x86.shape}")
+            continue
+        diff = np.abs(arm.astype(np.int16) - x86)
+        line = f"{call.bundle:<9}{call.backend:<8}{call.precision:<10}{len(arm):>7}{diff.max():>9}"
+        line += f"{np.mean(diff > 0):>8.2%}"
+        if call.precision == "fp32":
+            if diff.max() > FP32_GREY_LEVELS:
+                failures.append(f"{call.name}: fp32 digits differ from x86's by {diff.max()} grey levels")
+            line += f"{'-':>10}{'-':>8}{'-':>7}{'-':>9}{'-':>7}{'-':>7}"
+        else:
+            (arm_mean, arm_psnr), (x86_mean, x86_psnr) = figures = [
+                _against_fp32(call, where) for where in (arm_dir, x86_dir)
+            ]
+            bounds = call.bounds
+            line += f"{arm_mean:>10.4f}{x86_mean:>8.4f}{bounds['mean_abs_diff']:>7g}"
+            line += f"{arm_psnr:>9.1f}{x86_psnr:>7.1f}{bounds['psnr_db']:>7g}"
+            for machine, (mean, psnr) in zip(("aarch64", "x86"), figures, strict=True):
+                if mean > bounds["mean_abs_diff"] or psnr < bounds["psnr_db"]:
+                    failures.append(
+                        f"{call.name} on {machine}: {mean:.4f} mean |diff|, {psnr:.1f} dB from fp32 "
+                        f"(bounds {bounds['mean_abs_diff']}, {bounds['psnr_db']} dB)"
+                    )
+        print(f"{line}{seconds.get(call.name, 0):>11.0f}")
+    return failures
+
+
+def _against_fp32(call: Call, where: Path) -> tuple[float, float]:
+    """Mean absolute difference and PSNR (dB) of a variant's digits against the fp32 ones, on [0, 1]."""
+    fp32 = np.load(where / f"{call.bundle}-{call.backend}-fp32.npy").astype(np.float64) / 255
+    variant = np.load(where / f"{call.name}.npy").astype(np.float64) / 255
+    mse = float(np.mean((variant - fp32) ** 2))
+    return float(np.mean(np.abs(variant - fp32))), 10 * np.log10(1 / mse) if mse > 0 else float("inf")
+
+
+def _xnnpack_table(arm: dict[str, list[int]], x86: dict[str, list[int]]) -> list[str]:
+    print(f"\n{'TFLite file':<32}{'XNNPACK ops aarch64':>20}{'x86':>8}")
+    failures = []
+    for name, (delegated, total) in x86.items():
+        arm_delegated, arm_total = arm.get(name, (0, 0))
+        print(f"{name:<32}{f'{arm_delegated}/{arm_total}':>20}{f'{delegated}/{total}':>8}")
+        if arm_total == 0 or arm_delegated != arm_total:
+            failures.append(f"{name}: XNNPACK runs {arm_delegated} of {arm_total} ops on aarch64")
+    return failures
+
+
+def _eval_table(arm: dict[str, Any], x86: dict[str, Any]) -> list[str]:
+    accuracy = [report["generation"]["accuracy"] * 100 for report in (arm, x86)]
+    generated = x86["generation"]["generated_per_label"]
+    print(
+        f"\nvae-eval (default bundle, {x86['digits']} test digits, {generated} generated per label): "
+        f"accuracy {accuracy[0]:.2f} % on aarch64, {accuracy[1]:.2f} % on x86; total loss "
+        f"{arm['total_loss']:.3f} / {x86['total_loss']:.3f} nats"
+    )
+    if abs(accuracy[0] - accuracy[1]) > ACCURACY_POINTS:
+        return [f"vae-eval accuracy {accuracy[0]:.2f} % on aarch64 vs {accuracy[1]:.2f} % on x86"]
+    return []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    recording = commands.add_parser("record", help="run the calls on this machine")
+    recording.add_argument("out", type=Path)
+    recording.add_argument("--digits", type=int, default=200, help="digits per vae-generate call")
+    recording.add_argument("--per-label", type=int, default=100, help="vae-eval's generated digits per label")
+    recording.add_argument("--data", type=Path, default=Path("tests/data/mnist_small.npz"))
+    comparing = commands.add_parser("compare", help="compare an aarch64 record with an x86 one")
+    comparing.add_argument("arm", type=Path)
+    comparing.add_argument("x86", type=Path)
+    args = parser.parse_args()
+    if args.command == "record":
+        record(args.out, args.digits, args.per_label, args.data)
+        return
+    failures = compare(args.arm, args.x86)
+    if failures:
+        more = f" (and {len(failures) - 1} more above)" if len(failures) > 1 else ""
+        for failure in failures:
+            print(f"  failed: {failure}")
+        sys.exit(f"arm64_compare: FAILED: {failures[0]}{more}")
+    print("\naarch64 check passed")
+
+
+if __name__ == "__main__":
+    main()
