@@ -2,7 +2,7 @@
 
     python bench/run.py [--data mnist.npz] [--bundle DIR] [--train-epochs 10] [--skip-training]
                         [--full-reference] [--json bench/results/latest.json]
-                        [--compare DIR --compare DIR ...]
+                        [--compare DIR --compare DIR ... [--compare-only]]
 
 1. Throughput (digits/s) at batch 1, 16 and 256 and single-digit latency (median, p99) for: the Keras
    decoder under tf.function (the baseline, when TensorFlow is installed), the Generator, and every
@@ -258,6 +258,7 @@ def main() -> None:
     parser.add_argument(
         "--compare", type=Path, action="append", help="a bundle whose decoders to compare (repeatable)"
     )
+    parser.add_argument("--compare-only", action="store_true", help="with --compare: measure only that")
     parser.add_argument(
         "--full-reference", action="store_true", help="train the reference 10 epochs, store its loss, stop"
     )
@@ -266,6 +267,10 @@ def main() -> None:
     date = datetime.now(UTC).isoformat(timespec="seconds")
     if args.full_reference:
         full_reference(args.data, machine, date)
+        return
+    if args.compare_only:
+        print(f"{date}  {machine}")
+        print_comparison(compare_bundles(args.compare or [], args.seconds, args.rounds))
         return
 
     manifest = read_manifest(args.bundle)

@@ -33,18 +33,18 @@ def test_every_model_file_is_timed_at_every_batch():
 
 
 def test_cli_json_names_each_file_and_the_command_to_use():
-    result = run_cli("vae-bench", "cvae-hq", "--rounds", "1", "--repeats", "1", "--json")
+    result = run_cli("vae-bench", "cvae", "--rounds", "1", "--repeats", "1", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     rows = {row["file"]: row for row in report["files"]}
-    assert set(rows) | set(report["not_timed"]) == model_files("cvae-hq")
+    assert set(rows) | set(report["not_timed"]) == model_files("cvae")
     assert all(set(row["per_second"]) == {"1", "16", "256"} for row in rows.values())
-    assert report["machine"] and report["bundle"].endswith("cvae-hq")
+    assert report["machine"] and report["bundle"].endswith("cvae")
     for task in ("single", "bulk"):
         use = report["use"][task]
         row = rows[use["file"]]
         assert row["role"] == "decoder"
-        assert use["command"].startswith(f"vae-generate --bundle cvae-hq --backend {row['backend']}")
+        assert use["command"].startswith(f"vae-generate --bundle cvae --backend {row['backend']}")
         assert ("--precision" in use["command"]) == (row["precision"] != "fp32")
 
 
@@ -53,7 +53,7 @@ def test_cli_table_lists_every_file_and_both_choices():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     listed = {line.split()[0] for line in lines[2:]}
-    assert model_files("cvae") <= listed
+    assert model_files("cvae-16d") <= listed  # the default bundle
     assert any(line.startswith("single digits:") and "vae-generate --backend" in line for line in lines)
     assert any(line.startswith("bulk (256 at once):") for line in lines)
 
