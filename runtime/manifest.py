@@ -120,7 +120,7 @@ class Manifest:
         >>> from vae_runtime import default_bundle
         >>> manifest = read_manifest(default_bundle())
         >>> manifest.kind, manifest.latent_dim, manifest.find("decoder", "onnx").path
-        ('cvae', 2, 'decoder.onnx')
+        ('cvae', 16, 'decoder.onnx')
     """
 
     kind: str

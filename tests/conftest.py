@@ -99,10 +99,10 @@ def browser():
 
 @pytest.fixture(scope="session")
 def generator():
-    """The embedded pretrained CVAE."""
+    """The embedded 2-D CVAE (the default bundle is 16-D: tests/test_explore.py's `hq`)."""
     from vae_runtime.generator import Generator
 
-    return Generator.load()
+    return Generator.load("cvae")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import DATA, needs_tensorflow, run_cli
-from vae_runtime.generator import Generator
+from vae_runtime.generator import Generator, default_bundle
+from vae_runtime.manifest import read_manifest
 from vae_runtime.tools.evaluate import bce_sum, elbo_terms, kl_divergence
 
 
@@ -38,11 +39,11 @@ def test_runtime_elbo_agrees_with_keras_validation(cvae_run, cvae_bundle, mnist)
 
 
 def test_cli_json_and_table():
-    result = run_cli("vae-eval", "--data", str(DATA), "--json")
+    result = run_cli("vae-eval", "--data", str(DATA), "--json")  # the default bundle, trained with beta 0.5
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["digits"] == 400 and report["kind"] == "cvae"
-    assert report["total_loss"] == pytest.approx(report["reconstruction_loss"] + report["kl_loss"])
+    assert report["total_loss"] == pytest.approx(report["reconstruction_loss"] + 0.5 * report["kl_loss"])
     table = run_cli("vae-eval", "--data", str(DATA))
     assert "total_loss" in table.stdout and "400 test digits" in table.stdout
 
@@ -71,7 +72,6 @@ def test_mean_pairwise_distance_by_hand():
 
 
 def test_generation_quality_of_the_embedded_cvae(mnist):
-    from vae_runtime.generator import default_bundle
     from vae_runtime.tools.evaluate import CLASSIFIER, Judge, generation_quality
 
     g = Generator.load()
@@ -106,7 +106,7 @@ def test_eval_of_the_quality_bundle_uses_its_temperature_and_reports_the_elbo():
     result = run_cli("vae-eval", "cvae-16d", "--data", str(DATA), "--per-label", "20", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["generation"]["temperature"] == 0.7
+    assert report["generation"]["temperature"] == read_manifest(default_bundle()).default_temperature == 0.8
     assert report["elbo_loss"] == pytest.approx(report["reconstruction_loss"] + report["kl_loss"])
     assert report["total_loss"] == pytest.approx(report["reconstruction_loss"] + 0.5 * report["kl_loss"])
     assert report["data"]["name"] == "mnist_small.npz" and len(report["data"]["sha256"]) == 64

@@ -90,7 +90,22 @@ def test_load_digit_from_a_large_dark_on_light_photo(tmp_path, mnist):
     [
         (["grid", "--label", "3", "--n", "10"], (280, 280)),
         (["labels", "--columns", "4"], (4 * 30 + 2, 10 * 30 + 2)),
-        (["interpolate", "--from", "-1,0", "--to", "1,0", "--label", "5", "--steps", "6"], (182, 32)),
+        (
+            [
+                "interpolate",
+                "--bundle",
+                "cvae",
+                "--from",
+                "-1,0",
+                "--to",
+                "1,0",
+                "--label",
+                "5",
+                "--steps",
+                "6",
+            ],
+            (182, 32),
+        ),
         (["restyle", "--index", "2", "--data", str(DATA)], (332, 32)),
         pytest.param(["clusters", "--data", str(DATA)], (800, 700), marks=needs_matplotlib),
     ],
@@ -112,6 +127,7 @@ def test_cli_writes_each_picture(tmp_path, args, size):
         (["restyle"], "give either --image FILE or --index N"),
         (["restyle", "--index", "99999", "--data", str(DATA)], "is past the 400 test digits"),
         (["interpolate", "--from", "a,b", "--to", "1,1", "--label", "1"], "is not comma-separated numbers"),
+        (["interpolate", "--from", "1,0", "--to", "1,1", "--label", "1"], "start must be 16 finite numbers"),
         (["labels", "--bundle", "{vae}"], "label rows needs a CVAE bundle"),
     ],
 )
@@ -170,7 +186,7 @@ def hq():
 
 
 def test_the_quality_bundle_samples_its_prior_on_every_backend(hq):
-    assert hq.info.latent_dim == 16 and hq.prior is not None and hq.info.default_temperature == 0.7
+    assert hq.info.latent_dim == 16 and hq.prior is not None and hq.info.default_temperature == 0.8
     digits = hq.generate([0, 4, 9], count=8, seed=3)
     assert digits.shape == (24, 28, 28) and digits.std() > 30
     pytest.importorskip("ai_edge_litert")

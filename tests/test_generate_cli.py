@@ -71,7 +71,7 @@ def test_embedded_bundles_by_name(tmp_path):
     assert "prior.json" not in result.stdout
     result = run_cli("vae-generate", "--bundle", "cvae-16d", "--info", cwd=tmp_path)
     assert "kind        cvae, latent_dim 16" in result.stdout
-    assert "per-label Gaussian mixture (prior.json), temperature 0.7" in result.stdout
+    assert "per-label Gaussian mixture (prior.json), temperature 0.8" in result.stdout
     (tmp_path / "cvae-16d").mkdir()  # a directory of that name wins over the embedded bundle
     assert "has no manifest.json" in run_cli("vae-generate", "--bundle", "cvae-16d", cwd=tmp_path).stderr
 
