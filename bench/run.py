@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from flops import graph_mflop
 
 from vae_runtime.backends import OnnxModel, available, open_model
 from vae_runtime.generator import Generator, default_bundle
@@ -370,6 +369,8 @@ def compare_bundles(bundles: list[Path], seconds: float, rounds: int) -> list[di
 
 def decoder_mflop(bundle: Path) -> float:
     """The bundle's decoder compute per digit, counted from its ONNX graph."""
+    from flops import graph_mflop  # needs the onnx package, which a runtime-only install lacks
+
     entry = read_manifest(bundle).find("decoder", "onnx")
     if entry is None:
         raise SystemExit(f"{bundle} has no ONNX decoder to count the compute of")
