@@ -81,7 +81,7 @@ def test_large_requests_are_chunked(generator):
 
 @needs_litert
 def test_onnx_and_tflite_agree_within_one_grey_level(generator):
-    lite = Generator.load(backend="tflite")
+    lite = Generator.load("cvae", backend="tflite")
     assert lite.backend == "tflite"
     a = generator.generate(None, count=20, seed=5).astype(int)
     b = lite.generate(None, count=20, seed=5).astype(int)
@@ -280,7 +280,7 @@ def shipped_variants():
 
 @pytest.mark.parametrize(("backend", "precision"), shipped_variants())
 def test_shipped_variants_stay_within_their_bound(generator, backend, precision):
-    variant = Generator.load(backend=backend, precision=precision)
+    variant = Generator.load("cvae", backend=backend, precision=precision)
     assert variant.files["decoder"].precision == precision
     z = np.random.default_rng(2).standard_normal((200, 2))
     labels = np.arange(200) % 10
