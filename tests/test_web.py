@@ -188,7 +188,8 @@ def test_page_decodes_like_vae_runtime(open_page, references, name):
     levels = np.array(page.run("([z, l]) => window.vaeDigits.decodeLevels(z, l)", argument), np.uint8)
     expected = reference.decode(z, labels)
     assert np.abs(images.reshape(expected.shape) - expected).max() <= 1e-5
-    np.testing.assert_array_equal(levels.reshape(expected.shape), _levels(expected))
+    # floats 1e-6 apart round to grey levels one apart when they straddle a .5 boundary
+    assert np.abs(levels.reshape(expected.shape).astype(int) - _levels(expected).astype(int)).max() <= 1
 
 
 @pytest.mark.parametrize("name", ["cvae", "vae"])
