@@ -10,7 +10,7 @@
    endpoint on the same server stack (POST /v1/noop: the same body, parsed and checked, no model).
 3. Overload: twice the saturating client count (the fewest whose 16-digit requests wait: p50 >= 4x
    that of one client) for --overload-seconds; clients honour Retry-After. Share answered 503, p99 of
-   the accepted, other 5xx, server alive after. The servers run with --max-queue 256 (one full batch).
+   the accepted, other 5xx, server alive after. The servers run with --max-queue 1024 (four full batches).
 4. Soak: --soak-seconds at about 70 % of the saturated 16-digit request rate (paced): server RSS at
    start and end.
 
@@ -39,7 +39,7 @@ WARMUP = 1.0
 TICKS = os.sysconf("SC_CLK_TCK")
 RESULTS = Path(__file__).parent / "results"
 BATCH_METRICS = ("vae_serve_batch_rows_", "vae_serve_decode_seconds_")
-QUEUE = ("--max-queue", "256")  # one full batch may wait: the overload's latency bound
+QUEUE = ("--max-queue", "1024")  # four full batches may wait: 64 clients of 16 digits fit, overload gets 503s
 
 
 # -- the load generator (its own process: `python bench/serve.py load ...`) --------------------------
