@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 app = new_app("Time a bundle's model files on this machine: which to use for single digits, which for bulk.")
 EXAMPLES = """[b]Examples[/b]
 
-  vae-bench                      (the embedded CVAE)
-  vae-bench cvae-hq --rounds 5
+  vae-bench                      (the default bundle, cvae-16d)
+  vae-bench cvae --rounds 5
   vae-bench bundles/cvae --json > bench.json
 """
 
@@ -28,7 +28,7 @@ def bench(
         str | None,
         typer.Argument(
             metavar="BUNDLE",
-            help="Bundle directory, or an embedded bundle: cvae (the default), vae, cvae-hq.",
+            help="Bundle directory, or an embedded bundle: cvae-16d (the default), cvae (2-D), vae.",
             show_default=False,
         ),
     ] = None,
