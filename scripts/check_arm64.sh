@@ -10,7 +10,7 @@
 # when they are missing. The root is cached in $VAE_ARM64_CACHE (default /var/cache/vae-digits-arm64),
 # under a name made from its recipe: a root of another recipe, or a half-made one, is made afresh.
 #
-# Usage: scripts/check_arm64.sh [TEST_FILE...]   (default: tests/test_runtime.py tests/test_prior.py)
+# Usage: scripts/check_arm64.sh [TEST_FILE...]   (default: tests/test_runtime.py tests/test_prior.py, less one stress test)
 # Env: ARM64_DIGITS (digits per vae-generate call, default 200), ARM64_EVAL_PER_LABEL (default 100),
 # ARM64_CPU (QEMU's CPU model, default cortex-a72).
 set -Eeuo pipefail  # -E: the ERR trap names the failed step inside functions too
@@ -37,7 +37,10 @@ die() { echo "check_arm64: FAILED: $*" >&2; exit 1; }
 # .ci/run (commands, bad input, fuzzing) test the same Python on any machine, .ci/run runs them on x86, and
 # under emulation each command they start costs half a minute or more. Name test files to run others.
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(tests/test_runtime.py tests/test_prior.py)
+# The 8-thread stress test checks the same Python's thread safety that x86 checks, and costs ten minutes
+# under emulation: deselected here.
+[ ${#tests[@]} -gt 0 ] || tests=(tests/test_runtime.py tests/test_prior.py
+  --deselect=tests/test_runtime.py::test_8_threads_x_200_calls_equal_serial_results)
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, chroot and binfmt_misc need it)"
 
 say "host tools: qemu-user-static, binfmt-support, debootstrap"
