@@ -296,7 +296,7 @@ def main() -> None:
         }
     baseline = next((r for n, r in results.items() if "baseline" in n), None)
     gflops = sgemm_gflops()
-    ceiling = gflops * 1000 / decoder_mflop(args.bundle)
+    ceiling = gflops * 1000 / decoder_mflop(args.bundle, manifest)
     report: dict[str, Any] = {
         "date": date,
         "machine": machine,
@@ -347,7 +347,7 @@ def compare_bundles(bundles: list[Path], seconds: float, rounds: int) -> list[di
     contenders: list[tuple[Callable[..., Any], Manifest, dict[int, list[float]]]] = []
     for bundle in bundles:
         manifest = read_manifest(bundle)
-        mflop = decoder_mflop(bundle)
+        mflop = decoder_mflop(bundle, manifest)
         for entry in manifest.files:
             if entry.role != "decoder" or (entry.format, entry.precision) not in COMPARED_FILES:
                 continue
@@ -367,11 +367,11 @@ def compare_bundles(bundles: list[Path], seconds: float, rounds: int) -> list[di
     return rows
 
 
-def decoder_mflop(bundle: Path) -> float:
+def decoder_mflop(bundle: Path, manifest: Manifest) -> float:
     """The bundle's decoder compute per digit, counted from its ONNX graph."""
     from flops import graph_mflop  # needs the onnx package, which a runtime-only install lacks
 
-    entry = read_manifest(bundle).find("decoder", "onnx")
+    entry = manifest.find("decoder", "onnx")
     if entry is None:
         raise SystemExit(f"{bundle} has no ONNX decoder to count the compute of")
     return graph_mflop(bundle / entry.path)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vae_runtime.cli.common import Version, integer, main, new_app
+from vae_runtime.cli.common import BUNDLE_HELP, Version, integer, main, new_app
 
 if TYPE_CHECKING:
     from vae_runtime.tools.bench import Report
@@ -28,7 +28,7 @@ def bench(
         str | None,
         typer.Argument(
             metavar="BUNDLE",
-            help="Bundle directory, or an embedded bundle: cvae-16d (the default), cvae (2-D), vae.",
+            help=BUNDLE_HELP,
             show_default=False,
         ),
     ] = None,
