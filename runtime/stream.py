@@ -29,11 +29,12 @@ rounding to float32 hides but for a rare value on a rounding boundary: latents a
 rounding.
 
 Example:
-    >>> from vae_runtime.stream import philox4x32, normals
+    >>> from vae_runtime.stream import draws, philox4x32
     >>> [hex(w) for w in philox4x32([[0, 0, 0, 0]], seed=0)[0]]
     ['0x6627e8d5', '0xe169c58d', '0xbc57ac4c', '0x9b00dbd8']
-    >>> normals(seed=7, count=2, latent_dim=3).shape
-    (2, 3)
+    >>> choosers, normals = draws(seed=7, count=2, latent_dim=3)
+    >>> choosers.shape, normals.shape
+    ((2,), (2, 3))
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ _MULTIPLIERS = (0xD2511F53, 0xCD9E8D57)
 _KEY_STEPS = (0x9E3779B9, 0xBB67AE85)
 _WORD = np.uint64(0xFFFFFFFF)
 _ROUNDS = 10
+_SCALAR_ROWS = 16
 
 Words = npt.NDArray[np.uint32]
 Floats = npt.NDArray[np.float64]
@@ -55,17 +57,36 @@ Floats = npt.NDArray[np.float64]
 
 def philox4x32(counters: npt.ArrayLike, seed: int) -> Words:
     """Philox4x32-10 of each row of `counters` (n, 4) under the key made from `seed`: (n, 4) uint32."""
-    c = np.asarray(counters, dtype=np.uint64).reshape(-1, 4).T.copy()
-    k0, k1 = _key(seed)
+    rows = np.asarray(counters, dtype=np.uint64).reshape(-1, 4)
+    keys = _round_keys(*_key(seed))
+    if len(rows) <= _SCALAR_ROWS:  # a few blocks: Python's integers beat numpy's per-call overhead
+        return np.array([_philox_scalar(row, keys) for row in rows.tolist()], np.uint32).reshape(-1, 4)
+    c0, c1, c2, c3 = (rows[:, i].copy() for i in range(4))
     m0, m1 = (np.uint64(m) for m in _MULTIPLIERS)
-    for _ in range(_ROUNDS):
-        p0 = c[0] * m0
-        p1 = c[2] * m1
-        c = np.stack([(p1 >> np.uint64(32)) ^ c[1] ^ np.uint64(k0), p1 & _WORD,
-                      (p0 >> np.uint64(32)) ^ c[3] ^ np.uint64(k1), p0 & _WORD])
-        k0 = (k0 + _KEY_STEPS[0]) & 0xFFFFFFFF
-        k1 = (k1 + _KEY_STEPS[1]) & 0xFFFFFFFF
-    return c.T.astype(np.uint32)
+    shift = np.uint64(32)
+    for k0, k1 in keys:
+        p0, p1 = c0 * m0, c2 * m1
+        c0, c1, c2, c3 = (
+            (p1 >> shift) ^ c1 ^ np.uint64(k0),
+            p1 & _WORD,
+            (p0 >> shift) ^ c3 ^ np.uint64(k1),
+            p0 & _WORD,
+        )
+    return np.stack([c0, c1, c2, c3], axis=1).astype(np.uint32)
+
+
+def _philox_scalar(counter: list[int], keys: list[tuple[int, int]]) -> tuple[int, int, int, int]:
+    c0, c1, c2, c3 = counter
+    m0, m1 = _MULTIPLIERS
+    for k0, k1 in keys:
+        p0, p1 = c0 * m0, c2 * m1
+        c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & 0xFFFFFFFF, (p0 >> 32) ^ c3 ^ k1, p0 & 0xFFFFFFFF
+    return c0, c1, c2, c3
+
+
+def _round_keys(k0: int, k1: int) -> list[tuple[int, int]]:
+    steps = range(_ROUNDS)
+    return [((k0 + r * _KEY_STEPS[0]) & 0xFFFFFFFF, (k1 + r * _KEY_STEPS[1]) & 0xFFFFFFFF) for r in steps]
 
 
 def uniforms(words: npt.ArrayLike) -> Floats:
@@ -73,30 +94,21 @@ def uniforms(words: npt.ArrayLike) -> Floats:
     return ((np.asarray(words, dtype=np.uint32) >> 8).astype(np.float64) + 0.5) * 2.0**-24
 
 
-def components(seed: int, count: int, start: int = 0) -> Floats:
-    """The uniform number that chooses the mixture component of digits start .. start + count - 1."""
-    return uniforms(_blocks(seed, count, start, 0, 1)[:, 0, 0])
-
-
-def normals(seed: int, count: int, latent_dim: int, start: int = 0) -> Floats:
-    """Standard normals (count, latent_dim) in float64 of digits start .. start + count - 1."""
-    blocks = _blocks(seed, count, start, 1, -(-latent_dim // 4))  # (count, blocks, 4 words)
-    u = uniforms(blocks).reshape(count, -1, 2, 2)  # (count, blocks, pair, [u1, u2])
-    radius = np.sqrt(-2.0 * np.log(u[..., 0]))
-    angle = 2.0 * np.pi * u[..., 1]
-    pairs = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=-1)
-    return pairs.reshape(count, -1)[:, :latent_dim]
-
-
-def _blocks(seed: int, count: int, start: int, first_block: int, blocks: int) -> Words:
+def draws(seed: int, count: int, latent_dim: int, start: int = 0) -> tuple[Floats, Floats]:
+    """The draws of digits start .. start + count - 1: the uniform numbers (count,) that choose their
+    mixture components, and their standard normals (count, latent_dim), both float64."""
     if start < 0 or count < 0 or start + count > MAX_DIGITS:
         raise ValueError(f"digit indexes must lie in 0..{MAX_DIGITS - 1}")
-    digit = np.arange(start, start + count, dtype=np.uint64)
-    block = np.arange(first_block, first_block + blocks, dtype=np.uint64)
+    blocks = 1 + -(-latent_dim // 4)  # block 0: the component; then four normals a block
     counters = np.zeros((count, blocks, 4), np.uint64)
-    counters[..., 0] = block[None, :]
-    counters[..., 1] = digit[:, None]
-    return philox4x32(counters.reshape(-1, 4), seed).reshape(count, blocks, 4)
+    counters[..., 0] = np.arange(blocks, dtype=np.uint64)[None, :]
+    counters[..., 1] = np.arange(start, start + count, dtype=np.uint64)[:, None]
+    u = uniforms(philox4x32(counters.reshape(-1, 4), seed)).reshape(count, blocks, 4)
+    pairs = u[:, 1:].reshape(count, -1, 2)  # (count, pairs, [u1, u2])
+    radius = np.sqrt(-2.0 * np.log(pairs[..., 0]))
+    angle = 2.0 * np.pi * pairs[..., 1]
+    normals = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=-1).reshape(count, -1)
+    return u[:, 0, 0], normals[:, :latent_dim]
 
 
 def _key(seed: int) -> tuple[int, int]:

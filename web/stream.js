@@ -65,43 +65,37 @@ export function uniform(word) {
  */
 export function streamKey(seed) {
   const big = BigInt(seed);
+  if (big < 0n || big > MAX_STREAM_SEED) throw new RangeError(`a seed must be an integer in 0..${MAX_STREAM_SEED}`);
   return [Number(big & 0xffffffffn), Number(big >> 32n)];
 }
 
 /**
- * The uniform numbers that choose the mixture components of digits start .. start + count - 1.
- * @param {number | bigint} seed
- * @param {number} count
- * @param {number} [start]
- * @returns {Float64Array}
- */
-export function streamComponents(seed, count, start = 0) {
-  const [k0, k1] = streamKey(seed);
-  return Float64Array.from({ length: count }, (_, i) => uniform(philox4x32([0, start + i, 0, 0], k0, k1)[0]));
-}
-
-/**
- * Standard normals of digits start .. start + count - 1, row by row (count x latentDim).
+ * The draws of digits start .. start + count - 1: the uniform numbers that choose their mixture
+ * components, and their standard normals row by row (count x latentDim), as vae_runtime.stream.draws.
  * @param {number | bigint} seed
  * @param {number} count
  * @param {number} latentDim
  * @param {number} [start]
- * @returns {Float64Array}
+ * @returns {{ choosers: Float64Array, normals: Float64Array }}
  */
-export function streamNormals(seed, count, latentDim, start = 0) {
+export function draws(seed, count, latentDim, start = 0) {
+  if (start < 0 || count < 0 || start + count > MAX_STREAM_DIGITS)
+    throw new RangeError(`digit indexes must lie in 0..${MAX_STREAM_DIGITS - 1}`);
   const [k0, k1] = streamKey(seed);
-  const values = new Float64Array(count * latentDim);
+  const choosers = new Float64Array(count);
+  const normals = new Float64Array(count * latentDim);
   for (let i = 0; i < count; i += 1) {
+    choosers[i] = uniform(philox4x32([0, start + i, 0, 0], k0, k1)[0]);
     for (let block = 0; block * 4 < latentDim; block += 1) {
       const words = philox4x32([block + 1, start + i, 0, 0], k0, k1);
       for (let pair = 0; pair < 2; pair += 1) {
         const radius = Math.sqrt(-2 * Math.log(uniform(words[2 * pair])));
         const angle = 2 * Math.PI * uniform(words[2 * pair + 1]);
         const j = block * 4 + pair * 2;
-        if (j < latentDim) values[i * latentDim + j] = radius * Math.cos(angle);
-        if (j + 1 < latentDim) values[i * latentDim + j + 1] = radius * Math.sin(angle);
+        if (j < latentDim) normals[i * latentDim + j] = radius * Math.cos(angle);
+        if (j + 1 < latentDim) normals[i * latentDim + j + 1] = radius * Math.sin(angle);
       }
     }
   }
-  return values;
+  return { choosers, normals };
 }
