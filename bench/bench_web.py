@@ -25,7 +25,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -36,6 +35,7 @@ import numpy as np
 import onnxruntime
 
 from vae_runtime.generator import Generator
+from vae_runtime.machine import this_machine
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
@@ -124,10 +124,12 @@ class Native:
         path = generator.bundle / generator.files["decoder"].path
         self.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         rng = np.random.default_rng(0)
-        self.feeds = {"z": rng.normal(size=(BATCH, generator.info.latent_dim)).astype(np.float32)}
-        self.conditional = generator.info.conditional
+        self.feeds = {"z": rng.normal(size=(BATCH, generator.manifest.latent_dim)).astype(np.float32)}
+        self.conditional = generator.manifest.conditional
         if self.conditional:
-            self.feeds["label"] = np.eye(generator.info.num_classes, dtype=np.float32)[np.arange(BATCH) % 10]
+            self.feeds["label"] = np.eye(generator.manifest.num_classes, dtype=np.float32)[
+                np.arange(BATCH) % 10
+            ]
 
     def digits_per_second(self, seconds: float = 1.0) -> float:
         self.session.run(None, self.feeds)
@@ -278,7 +280,7 @@ def main() -> None:
         finally:
             browser.close()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Chromium {version} headless"
+    machine = f"{this_machine()}, Chromium {version} headless"
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(
         f"Run of {when}, {machine}, load average {load} at the end\n\n{tables(results)}\n\n{goals(results)}"

@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from vae_runtime.machine import free_port
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
 WORKER = """
@@ -33,7 +34,8 @@ if options["logical_cpus"] > 1:
     logical = [tf.config.LogicalDeviceConfiguration()] * options["logical_cpus"]
     tf.config.set_logical_device_configuration(cpu, logical)
 from pathlib import Path
-from vae_train.run import TrainConfig, read_history, train
+from vae_train.run import TrainConfig, train
+from vae_train.rundir import read_history
 
 config = TrainConfig(
     model="cvae", epochs=options["epochs"], data=options["data"], strategy=options["strategy"]
@@ -48,12 +50,6 @@ CONFIGURATIONS = {  # name: (strategy, logical CPUs per process, processes)
     "mirrored, 2 logical CPUs": ("mirrored", 2, 1),
     "multi-worker, 2 workers on loopback": ("multi-worker", 1, 2),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def run(strategy: str, logical_cpus: int, processes: int, data: Path, epochs: int, scratch: Path) -> dict:

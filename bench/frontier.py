@@ -46,7 +46,7 @@ def rows(bundle: Path, mnist: Mnist, temperatures: list[float | None]) -> list[d
     }
     found = []
     for temperature in temperatures:
-        t = g.info.default_temperature if temperature is None else temperature
+        t = g.manifest.default_temperature if temperature is None else temperature
         quality = generation_quality(g, judge, mnist.x_test, mnist.y_test, 1000, 0, t)
         found.append(
             {

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -35,8 +34,10 @@ from typing import Any
 import numpy as np
 
 from vae_runtime.backends import OnnxModel, available, open_model
-from vae_runtime.generator import Generator, default_bundle
-from vae_runtime.manifest import Manifest, read_manifest
+from vae_runtime.bundle import embedded_bundle, read_manifest
+from vae_runtime.generator import Generator
+from vae_runtime.machine import this_machine
+from vae_runtime.manifest import Manifest
 
 BATCHES = (1, 16, 256)
 BASELINE = "keras tf.function (baseline)"
@@ -89,8 +90,8 @@ def single_digit(bundle: Path, count: int = 9000) -> dict[str, float]:
     if decoder is None:
         raise SystemExit(f"{bundle} has no onnx decoder to time")
     bare = OnnxModel(bundle / decoder.path, threads=1)
-    feeds = feeds_for(generator.info, 1, np.random.default_rng(0))
-    label = 7 if generator.info.conditional else None
+    feeds = feeds_for(generator.manifest, 1, np.random.default_rng(0))
+    label = 7 if generator.manifest.conditional else None
     seeds = iter(range(10**9))
     runs = {
         "bare onnxruntime session, 1 thread": lambda: bare.session.run(None, feeds),
@@ -241,7 +242,7 @@ def cold_start(repeats: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, default=default_bundle("cvae"))
+    parser.add_argument("--bundle", type=Path, default=embedded_bundle("cvae"))
     parser.add_argument("--seconds", type=float, default=0.5, help="per contender, batch and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
@@ -262,7 +263,7 @@ def main() -> None:
         "--full-reference", action="store_true", help="train the reference 10 epochs, store its loss, stop"
     )
     args = parser.parse_args()
-    machine = f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or 'cpu'}"
+    machine = this_machine()
     date = datetime.now(UTC).isoformat(timespec="seconds")
     if args.full_reference:
         full_reference(args.data, machine, date)

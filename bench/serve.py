@@ -27,12 +27,13 @@ import os
 import platform
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from vae_runtime.machine import free_port, this_machine
 
 CLIENTS = (1, 16, 64, 256)
 WARMUP = 1.0
@@ -168,12 +169,6 @@ class Server:
         code = self.process.wait(timeout=120)
         self.log.unlink()
         return code
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def measure(server: Server, path: str, body: dict, clients: int, seconds: float, rate: float = 0.0) -> dict:
@@ -378,14 +373,14 @@ def main() -> None:
     if sys.argv[1:2] == ["--report"]:  # the table of an earlier run
         report(json.loads(Path(sys.argv[2]).read_text()))
         return
-    from vae_runtime import default_bundle
+    from vae_runtime import embedded_bundle
 
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="counted seconds per cell")
     parser.add_argument("--overload-seconds", type=float, default=30.0)
     parser.add_argument("--soak-seconds", type=float, default=300.0)
-    parser.add_argument("--bundle", default=str(default_bundle()), help="default: the runtime's default")
+    parser.add_argument("--bundle", default=str(embedded_bundle()), help="default: the runtime's default")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     started = time.time()
@@ -395,7 +390,7 @@ def main() -> None:
         args=vars(args),
         when=when,
         minutes=(time.time() - started) / 60,
-        machine=f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        machine=f"{this_machine()}, Python {platform.python_version()}",
         load_average_end=os.getloadavg(),
     )
     results["goals"] = goals(results)

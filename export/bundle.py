@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from vae_export.source import TrainedRun
+from vae_runtime.bundle import read_manifest
 from vae_runtime.errors import BundleError, VaeDigitsError
 from vae_runtime.fileio import current_umask
-from vae_runtime.manifest import MANIFEST, Manifest, ModelFile, read_manifest
+from vae_runtime.manifest import MANIFEST, Manifest, ModelFile
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100

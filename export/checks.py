@@ -10,8 +10,8 @@ import numpy as np
 
 from vae_export.source import TrainedRun
 from vae_runtime.backends import Model
+from vae_runtime.engine import one_hot
 from vae_runtime.errors import WorkError
-from vae_runtime.generator import one_hot
 from vae_runtime.mnist import Mnist
 
 RANDOM_LATENTS = 1000

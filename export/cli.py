@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from vae_runtime.cli.common import Version, data_option, integer, main, new_app, number
+from vae_runtime.clikit.common import Version, data_option, integer, main, new_app, number
 
 app = new_app("Export a finished vae-train run to a validated ONNX / TFLite bundle.", commands=True)
 
@@ -94,8 +94,8 @@ def onnx(
     only: Only = None,
 ) -> None:
     """Encoder and decoder as ONNX (tf2onnx)."""
-    formats = {"onnx": {"opset": opset, "quantize": _modes(quantize)}}
-    _export(run_dir, out, formats, atol, force, data, prior, temperature, only)
+    chosen = {"formats": ("onnx",), "variants": _modes(quantize), "opset": opset}
+    _export(run_dir, out, chosen, atol, force, data, prior, temperature, only)
 
 
 @app.command(epilog="[b]Example[/b]  vae-export tflite runs/cvae --out bundles/cvae --quantize int8")
@@ -114,8 +114,8 @@ def tflite(
     only: Only = None,
 ) -> None:
     """Encoder and decoder as TFLite (a signature per static batch size), with optional quantized variants."""
-    formats = {"tflite": {"quantize": _modes(quantize)}}
-    _export(run_dir, out, formats, atol, force, data, prior, temperature, only)
+    chosen = {"formats": ("tflite",), "variants": _modes(quantize)}
+    _export(run_dir, out, chosen, atol, force, data, prior, temperature, only)
 
 
 @app.command("all", epilog="[b]Example[/b]  vae-export all runs/cvae --out bundles/cvae")
@@ -132,11 +132,8 @@ def all_formats(
 ) -> None:
     """ONNX and TFLite fp32, plus every quantized variant within its quality bounds (whatever its speed
     here: the bundle is for other machines; vae-bench times the files where it runs)."""
-    formats = {
-        "onnx": {"opset": opset, "quantize": _modes(OnnxQuantize)},
-        "tflite": {"quantize": _modes(TfliteQuantize)},
-    }
-    _export(run_dir, out, formats, atol, force, data, prior, temperature, only)
+    chosen = {"formats": ("onnx", "tflite"), "variants": "all", "opset": opset}
+    _export(run_dir, out, chosen, atol, force, data, prior, temperature, only)
 
 
 def _modes(quantize) -> tuple[str, ...]:
@@ -146,7 +143,7 @@ def _modes(quantize) -> tuple[str, ...]:
 def _export(
     run_dir: Path,
     out: Path,
-    formats: dict,
+    chosen: dict[str, Any],
     atol: float,
     force: bool,
     data: Path | None,
@@ -154,37 +151,31 @@ def _export(
     temperature: float | None,
     only: list[str] | None,
 ) -> None:
-    from vae_runtime.cli.progress import Progress
+    from vae_runtime.clikit.progress import Progress
     from vae_train.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from vae_export.onnx import OnnxFormat
-    from vae_export.pipeline import export, export_plan
-    from vae_export.tflite import TfliteFormat
+    from vae_export.api import export_bundle
+    from vae_export.pipeline import ExportStep
 
-    classes = {"onnx": OnnxFormat, "tflite": TfliteFormat}
-    chosen = [classes[name](**options) for name, options in formats.items()]
     names = None if only is None else [n.strip() for text in only for n in text.split(",") if n.strip()]
-    steps = 2 * len(export_plan(chosen, names)[0]) + bool(prior)  # bad --only names fail here, early
+    with Progress(0, "exporting") as bar:
 
-    with Progress(steps, "exporting") as bar:
+        def show(step: ExportStep) -> None:
+            bar.line(step.text)
+            bar.update(step.done, step.total)
 
-        def report(line: str) -> None:
-            bar.line(line)
-            if line.startswith(("convert", "validate", "fit")):
-                bar.advance()
-
-        manifest = export(
+        manifest = export_bundle(
             run_dir,
             out,
-            chosen,
+            **chosen,
             atol=atol,
             force=force,
-            data=str(data) if data else None,
+            data=data,
             prior=prior,
             temperature=temperature,
             only=names,
-            report=report,
+            progress=show,
         )
     print(f"wrote {len(manifest.files)} files and manifest.json to {out}")
 

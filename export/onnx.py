@@ -9,10 +9,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from vae_export.pipeline import Calibration, Report, export
+from vae_export.pipeline import Calibration, Report, export, lines
 from vae_export.source import TrainedRun
 from vae_runtime.errors import VaeDigitsError
 from vae_runtime.manifest import Manifest
+from vae_train.api import to_onnx
 
 OPSETS = range(13, 19)
 DEFAULT_OPSET = 17
@@ -40,7 +41,7 @@ def export_onnx(
         ['decoder.onnx', 'encoder.onnx']
     """
     return export(
-        run_dir, out, [OnnxFormat(opset, quantize)], atol=atol, force=force, data=data, report=report
+        run_dir, out, [OnnxFormat(opset, quantize)], atol=atol, force=force, data=data, progress=lines(report)
     )
 
 
@@ -93,27 +94,6 @@ class OnnxFormat:
         import tf2onnx
 
         return {"tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__, "onnx_opset": self.opset}
-
-
-def to_onnx(model: keras.Model, opset: int):
-    """A Keras model with named inputs and dict outputs -> an ONNX ModelProto, batch axis `batch`."""
-    import tensorflow as tf
-    import tf2onnx
-
-    spec = [tf.TensorSpec(i.shape, tf.float32, name=i.name) for i in model.inputs]
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
-    _name_batch_axis(proto)
-    return proto
-
-
-def _name_batch_axis(proto) -> None:
-    """tf2onnx names the dynamic batch axis unk__N; call it `batch` wherever it appears."""
-    graph = proto.graph
-    unknown = {tensor.type.tensor_type.shape.dim[0].dim_param for tensor in [*graph.input, *graph.output]}
-    for tensor in [*graph.input, *graph.output, *graph.value_info]:
-        for dim in tensor.type.tensor_type.shape.dim:
-            if dim.dim_param in unknown:
-                dim.dim_param = "batch"
 
 
 def _quantize_static(fp32_path: Path, feeds: dict[str, np.ndarray]):

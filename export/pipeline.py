@@ -12,7 +12,7 @@ import functools
 import json
 import time
 from collections.abc import Callable, Collection
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -32,15 +32,57 @@ from vae_export.checks import (
 from vae_export.prior import fit_prior, prior_json
 from vae_export.source import TrainedRun, load_run
 from vae_runtime.backends import OnnxModel, TfliteModel, open_model
+from vae_runtime.bundle import sha256_hex
+from vae_runtime.engine import one_hot
 from vae_runtime.errors import VaeDigitsError, WorkError
-from vae_runtime.generator import one_hot
-from vae_runtime.manifest import PRIOR, ROLES, Manifest, ModelFile, TensorSpec, sha256_hex
+from vae_runtime.machine import this_machine
+from vae_runtime.manifest import PRIOR, ROLES, Manifest, ModelFile, TensorSpec
 from vae_runtime.prior import MAX_COMPONENTS
 from vae_runtime.quiet import native_output_silenced
-from vae_runtime.tools.bench import this_machine
 
 Report = Callable[[str], None]
 PRIOR_FILE = "prior.json"
+
+
+@dataclass(frozen=True)
+class ExportStep:
+    """One step of an export, as its `progress` callback gets it.
+
+    Attributes:
+        text: The line `vae-export` prints for it.
+        done: The counted steps finished so far: each file converted, each file validated, the prior
+            fitted.
+        total: The counted steps of the whole export.
+    """
+
+    text: str
+    done: int
+    total: int
+
+
+Progress = Callable[[ExportStep], None]
+
+
+def lines(report: Report) -> Progress:
+    """A `progress` callback that passes each step's line of text to `report`."""
+    return lambda step: report(step.text)
+
+
+class _Steps:
+    """Counts the steps of an export and tells `progress` of each."""
+
+    def __init__(self, progress: Progress | None, total: int):
+        self.progress, self.total, self.done = progress, total, 0
+
+    def counted(self, text: str) -> None:
+        self.done += 1
+        self.note(text)
+
+    def note(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress(ExportStep(text, self.done, self.total))
+
+
 Calibration = Callable[[], dict[str, np.ndarray]]
 
 
@@ -84,7 +126,7 @@ def export(
     prior: int = 0,
     temperature: float | None = None,
     only: Collection[str] | None = None,
-    report: Report = print,
+    progress: Progress | None = None,
 ) -> Manifest:
     """Export run `run_dir` to bundle `out` in each of `formats`; returns the written manifest.
 
@@ -95,6 +137,7 @@ def export(
     temperature: the bundle's default sampling temperature (None: keep the bundle's, else 1.0).
     only: write just these model files (a lean bundle), e.g. {"decoder.int8.tflite",
         "encoder.int8.tflite"}; see `kept_files` for the rules. A named file over its bounds fails.
+    progress: called with each `ExportStep` (None: silent).
     """
     if not atol > 0:
         raise VaeDigitsError(f"--atol must be a positive number, not {atol}")
@@ -102,6 +145,7 @@ def export(
         raise VaeDigitsError(f"--prior must be 0-{MAX_COMPONENTS} components per label, not {prior}")
     check_target(Path(out))
     plan, kept = export_plan(formats, only)
+    steps = _Steps(progress, 2 * len(plan) + bool(prior))
     run = load_run(Path(run_dir))
     mnist = run.load_data(data)
     probe = make_probe(run, mnist)
@@ -124,10 +168,10 @@ def export(
                     path,
                     functools.partial(calibration_feeds, run, mnist, role, CALIBRATION_SAMPLES),
                 )
-            report(f"convert   {path.name:<22} {time.perf_counter() - started:6.1f}s")
+            steps.counted(f"convert   {path.name:<22} {time.perf_counter() - started:6.1f}s")
             reference = fp32.get((file_format.name, role))
             entry, loaded, reason = _validated(path, file_format, role, precision, probe, atol, reference)
-            report(_verdict(path.name, entry or reason))
+            steps.counted(_verdict(path.name, entry or reason))
             if entry is not None and precision == "fp32":  # an fp32 file is shipped or raises ParityError
                 fp32[(file_format.name, role)] = (entry, loaded)
             if entry is None and only is not None:
@@ -141,13 +185,13 @@ def export(
             if path.name not in kept:
                 path.unlink()
         if prior_path is not None:
-            bundle.add(_write_prior(run, mnist, prior, prior_path, report))
+            bundle.add(_write_prior(run, mnist, prior, prior_path, steps.counted))
         _mark_defaults(bundle)
         for role in ROLES:
-            _recommend_for_edge(bundle, role, report)
+            _recommend_for_edge(bundle, role, steps.note)
     manifest = bundle.committed
     assert manifest is not None  # writing_bundle commits when its block ends without an error
-    report(summary_table(manifest))
+    steps.note(summary_table(manifest))
     return manifest
 
 

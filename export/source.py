@@ -11,9 +11,13 @@ import numpy as np
 
 from vae_runtime.errors import DataError, VaeDigitsError
 from vae_runtime.mnist import KERAS_SOURCE, Mnist
-from vae_train import models  # noqa: F401  (registers Sampling, VAE, CVAE for loading)
-from vae_train.data import NUM_CLASSES, load_mnist
-from vae_train.run import MODEL_FILES, archive_damage, read_run
+from vae_train.api import (  # registers the models
+    MODEL_FILES,
+    NUM_CLASSES,
+    archive_damage,
+    load_mnist,
+    read_run,
+)
 
 
 @dataclass

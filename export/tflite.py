@@ -13,7 +13,7 @@ from pathlib import Path
 
 import keras
 
-from vae_export.pipeline import Calibration, Report, export
+from vae_export.pipeline import Calibration, Report, export, lines
 from vae_export.source import TrainedRun
 from vae_runtime.errors import VaeDigitsError
 from vae_runtime.manifest import Manifest
@@ -50,7 +50,9 @@ def export_tflite(
         >>> sorted(f.path for f in manifest.files if f.format == "tflite")
         ['decoder.fp16.tflite', 'decoder.tflite', 'encoder.fp16.tflite', 'encoder.tflite']
     """
-    return export(run_dir, out, [TfliteFormat(quantize)], atol=atol, force=force, data=data, report=report)
+    return export(
+        run_dir, out, [TfliteFormat(quantize)], atol=atol, force=force, data=data, progress=lines(report)
+    )
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """vae_runtime: generate, encode and decode digits from an exported bundle, without TensorFlow.
 
-Example:
+Examples:
+    Four sevens from the embedded default bundle:
+
     >>> from vae_runtime import Generator
     >>> Generator.load().generate(7, count=4, seed=0).shape
     (4, 28, 28)
@@ -12,23 +14,29 @@ from typing import TYPE_CHECKING, Any
 from vae_runtime.errors import BundleError, DataError, VaeDigitsError, WorkError
 
 if TYPE_CHECKING:  # type checkers see the real classes; at run time they load on first use (numpy)
-    from vae_runtime.generator import Generator, default_bundle
+    from vae_runtime.bundle import default_bundle, embedded_bundle
+    from vae_runtime.engine import Latents
+    from vae_runtime.generator import Generator
     from vae_runtime.manifest import Manifest, ModelFile, TensorSpec
 
 __all__ = [
     "BundleError",
     "DataError",
     "Generator",
+    "Latents",
     "Manifest",
     "ModelFile",
     "TensorSpec",
     "VaeDigitsError",
     "WorkError",
     "default_bundle",
+    "embedded_bundle",
 ]
 _LAZY = {
     "Generator": "generator",
-    "default_bundle": "generator",
+    "Latents": "engine",
+    "default_bundle": "bundle",
+    "embedded_bundle": "bundle",
     "Manifest": "manifest",
     "ModelFile": "manifest",
     "TensorSpec": "manifest",

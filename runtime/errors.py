@@ -7,7 +7,7 @@ class VaeDigitsError(ValueError):
     The base of every vae-digits error; a ValueError, so code that already catches ValueError for
     bad arguments catches it too.
 
-    Example:
+    Examples:
         >>> from vae_runtime import Generator, VaeDigitsError
         >>> try:
         ...     Generator.load().generate(12)

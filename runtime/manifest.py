@@ -6,14 +6,13 @@ carries its role, format, precision, tensor names and shapes, sha256 and size.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 from vae_runtime.errors import BundleError
+from vae_runtime.jsonfields import boolean, bounded_int, int_list, is_dim, mapping, one_of
 
 MANIFEST = "manifest.json"
 FORMAT = "vae-digits-bundle"
@@ -98,7 +97,8 @@ class ModelFile:
 
 @dataclass(frozen=True)
 class Manifest:
-    """The typed manifest.json of a bundle, read by `read_manifest` and checked field by field.
+    """The typed manifest.json of a bundle, read by `vae_runtime.bundle.read_manifest` and checked field
+    by field.
 
     Attributes:
         kind: "cvae" (conditional: takes labels) or "vae".
@@ -116,9 +116,9 @@ class Manifest:
         format: Always "vae-digits-bundle".
         format_version: The manifest format's version; this runtime reads version 1.
 
-    Example:
-        >>> from vae_runtime import default_bundle
-        >>> manifest = read_manifest(default_bundle())
+    Examples:
+        >>> from vae_runtime.bundle import embedded_bundle, read_manifest
+        >>> manifest = read_manifest(embedded_bundle())
         >>> manifest.kind, manifest.latent_dim, manifest.find("decoder", "onnx").path
         ('cvae', 16, 'decoder.onnx')
     """
@@ -195,13 +195,13 @@ class Manifest:
                 f"bundle format version {version!r} is not supported (this runtime reads "
                 f"{FORMAT_VERSION}); re-export the bundle or upgrade vae-digits"
             )
-        kind = _one_of(data, "kind", KINDS)
-        latent_dim = _bounded_int(data, "latent_dim", MAX_LATENT_DIM)
-        num_classes = _bounded_int(data, "num_classes", MAX_CLASSES) if kind == "cvae" else 0
+        kind = one_of(data, "kind", KINDS)
+        latent_dim = bounded_int(data, "latent_dim", MAX_LATENT_DIM)
+        num_classes = bounded_int(data, "num_classes", MAX_CLASSES) if kind == "cvae" else 0
         if kind == "vae" and data.get("num_classes", 0) != 0:
             raise BundleError("manifest field 'num_classes' must be 0 for a plain VAE")
         labels = tuple(_string_list(data, "labels", num_classes))
-        image_shape = tuple(_int_list(data, "image_shape", 3))
+        image_shape = tuple(int_list(data, "image_shape", 3))
         if image_shape != IMAGE_SHAPE:
             raise BundleError(f"manifest image_shape {list(image_shape)} is not {list(IMAGE_SHAPE)}")
         files = data.get("files")
@@ -219,8 +219,8 @@ class Manifest:
             files=tuple(_model_file(entry) for entry in files),
             default_temperature=_temperature(data.get("default_temperature", 1.0)),
             omitted=_omitted(data.get("omitted", [])),
-            training=_mapping(data, "training"),
-            producer=_mapping(data, "producer"),
+            training=mapping(data, "training"),
+            producer=mapping(data, "producer"),
             created=str(data.get("created", "")),
         )
         _check_consistency(manifest)
@@ -295,61 +295,6 @@ def _describe_shapes(shapes: Shapes) -> str:
     return f"({text})" if text else "(none)"
 
 
-def read_manifest(bundle: Path) -> Manifest:
-    """Read and validate a bundle's manifest.json without touching any model file.
-
-    Args:
-        bundle: The bundle directory.
-
-    Returns:
-        The checked manifest.
-
-    Raises:
-        BundleError: The directory or its manifest.json is missing, unreadable, larger than 1 MiB,
-            not JSON, or not a valid manifest (see `Manifest.from_dict`).
-    """
-    bundle = Path(bundle)
-    if not bundle.is_dir():
-        raise BundleError(f"bundle {bundle} is not a directory")
-    path = bundle / MANIFEST
-    try:
-        size = path.stat().st_size
-        if size > MAX_MANIFEST_BYTES:
-            raise BundleError(f"{path} is {size} bytes; a manifest is at most {MAX_MANIFEST_BYTES}")
-        data = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise BundleError(f"bundle {bundle} has no {MANIFEST}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise BundleError(f"{path} is not readable JSON ({error})") from None
-    return Manifest.from_dict(data)
-
-
-def verified_path(bundle: Path, entry: ModelFile) -> Path:
-    """The file of `entry` inside `bundle`, after checking its place, size and sha256."""
-    bundle = Path(bundle).resolve()
-    path = (bundle / entry.path).resolve()
-    if path.parent != bundle:
-        raise BundleError(f"manifest names {entry.path!r}, which is not a file of bundle {bundle}")
-    try:
-        if path.stat().st_size != entry.size:  # before reading: the size is bounded, the file may not be
-            raise BundleError(
-                f"bundle file {entry.path} does not match its manifest checksum (size differs: damaged "
-                "or altered)"
-            )
-        data = path.read_bytes()
-    except OSError as error:
-        raise BundleError(f"bundle file {entry.path} cannot be read ({error.strerror})") from None
-    if len(data) != entry.size or sha256_hex(data) != entry.sha256:
-        raise BundleError(
-            f"bundle file {entry.path} does not match its manifest checksum (damaged or altered)"
-        )
-    return path
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _model_file(data: Any) -> ModelFile:
     if not isinstance(data, dict):
         raise BundleError("each entry of manifest 'files' must be an object")
@@ -359,7 +304,7 @@ def _model_file(data: Any) -> ModelFile:
         raise BundleError(
             f"manifest file name {path[:MAX_NAME_CHARS]!r} must be a plain name inside the bundle"
         )
-    file_format = _one_of(data, "format", tuple(FORMATS))
+    file_format = one_of(data, "format", tuple(FORMATS))
     if not path.endswith(FORMATS[file_format]):
         raise BundleError(f"manifest file {path!r} does not end in {FORMATS[file_format]}")
     sha = _string(data, "sha256")
@@ -367,19 +312,19 @@ def _model_file(data: Any) -> ModelFile:
         raise BundleError(f"manifest sha256 of {path!r} is not 64 hex digits")
     return ModelFile(
         path=path,
-        role=_one_of(data, "role", (*ROLES, PRIOR)),
+        role=one_of(data, "role", (*ROLES, PRIOR)),
         format=file_format,
-        precision=_one_of(data, "precision", PRECISIONS),
+        precision=one_of(data, "precision", PRECISIONS),
         inputs=_tensors(data, "inputs"),
         outputs=_tensors(data, "outputs"),
         sha256=sha,
-        size=_bounded_int(data, "size", MAX_FILE_BYTES),
-        default=_boolean(data, "default", True),
-        parity=_mapping(data, "parity"),
-        speed=_mapping(data, "speed"),
+        size=bounded_int(data, "size", MAX_FILE_BYTES),
+        default=boolean(data, "default", True),
+        parity=mapping(data, "parity"),
+        speed=mapping(data, "speed"),
         note=str(data.get("note", ""))[:1000],
         batch_sizes=_batch_sizes(data.get("batch_sizes", [])),
-        recommended=_boolean(data, "recommended", False),
+        recommended=boolean(data, "recommended", False),
     )
 
 
@@ -392,16 +337,10 @@ def _tensors(data: dict[str, Any], key: str) -> tuple[TensorSpec, ...]:
         if not isinstance(item, dict):
             raise BundleError(f"manifest field {key!r} must list objects")
         shape = item.get("shape")
-        if not isinstance(shape, list) or len(shape) > 8 or not all(_is_dim(d) for d in shape):
+        if not isinstance(shape, list) or len(shape) > 8 or not all(is_dim(d) for d in shape):
             raise BundleError(f"manifest shape of tensor in {key!r} must list sizes or 'batch'")
         specs.append(TensorSpec(_string(item, "name"), tuple(shape), _string(item, "dtype")))
     return tuple(specs)
-
-
-def _is_dim(value: Any) -> bool:
-    return value == "batch" or (
-        isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 1 << 16
-    )
 
 
 def _batch_sizes(value: Any) -> tuple[int, ...]:
@@ -429,39 +368,11 @@ def _omitted(value: Any) -> tuple[dict[str, str], ...]:
     return tuple({"file": item["file"], "reason": item["reason"]} for item in value)
 
 
-def _boolean(data: dict[str, Any], key: str, default: bool) -> bool:
-    value = data.get(key, default)
-    if not isinstance(value, bool):
-        raise BundleError(f"manifest field {key!r} must be true or false")
-    return value
-
-
 def _string(data: dict[str, Any], key: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS:
         raise BundleError(f"manifest field {key!r} must be a string of 1-{MAX_NAME_CHARS} characters")
     return value
-
-
-def _one_of(data: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or value not in allowed:
-        raise BundleError(f"manifest field {key!r} is {value!r}; expected one of {allowed}")
-    return value
-
-
-def _bounded_int(data: dict[str, Any], key: str, high: int) -> int:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= high:
-        raise BundleError(f"manifest field {key!r} must be an integer in 1-{high}")
-    return value
-
-
-def _int_list(data: dict[str, Any], key: str, length: int) -> list[int]:
-    value = data.get(key)
-    if not isinstance(value, list) or len(value) != length:
-        raise BundleError(f"manifest field {key!r} must list {length} positive integers")
-    return [_bounded_int({key: v}, key, 1 << 16) for v in value]
 
 
 def _string_list(data: dict[str, Any], key: str, length: int) -> list[str]:
@@ -473,22 +384,4 @@ def _string_list(data: dict[str, Any], key: str, length: int) -> list[str]:
         or len(set(value)) != length
     ):
         raise BundleError(f"manifest field {key!r} must hold distinct names of 1-{MAX_NAME_CHARS} characters")
-    return value
-
-
-def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise BundleError(f"manifest field {key!r} must be an object")
-    checked: dict[str, Any] = _finite(value, key)
-    return checked
-
-
-def _finite(value: Any, key: str) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise BundleError(f"manifest field {key!r} holds a non-finite number")
-    if isinstance(value, dict):
-        return {k: _finite(v, key) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v, key) for v in value]
     return value

@@ -51,7 +51,7 @@ class Mnist:
 def load_mnist_file(path: str | Path) -> Mnist:
     """Load MNIST from a Keras-format .npz file or a directory holding the four IDX files.
 
-    Example:
+    Examples:
         >>> data = load_mnist_file("mnist.npz")
         >>> data.x_train.shape
         (60000, 28, 28)

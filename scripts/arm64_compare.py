@@ -59,7 +59,7 @@ def embedded_bundles() -> dict[str, Path]:
 
 
 def calls(bundles: dict[str, Path]) -> list[Call]:
-    from vae_runtime.manifest import read_manifest
+    from vae_runtime.bundle import read_manifest
 
     found = []
     for name, path in bundles.items():
@@ -72,8 +72,7 @@ def calls(bundles: dict[str, Path]) -> list[Call]:
 
 def record(out: Path, digits: int, per_label: int, data: Path) -> None:
     """Run every call, the XNNPACK census and vae-eval here; write the digits and record.json to `out`."""
-    from vae_runtime.generator import default_bundle
-    from vae_runtime.manifest import read_manifest
+    from vae_runtime.bundle import embedded_bundle, read_manifest
 
     out.mkdir(parents=True, exist_ok=True)
     bundles = embedded_bundles()
@@ -94,7 +93,7 @@ def record(out: Path, digits: int, per_label: int, data: Path) -> None:
         if entry.format == "tflite"
     }
     started = time.perf_counter()
-    evaluated = _run(bin_dir / "vae-eval", str(default_bundle()), "--data", str(data),
+    evaluated = _run(bin_dir / "vae-eval", str(embedded_bundle()), "--data", str(data),
                      "--per-label", str(per_label), "--json")  # fmt: skip
     timings["vae-eval"] = round(time.perf_counter() - started, 1)
     summary = {

@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     real = load_mnist_file(args.mnist)
     teacher = Generator.load(args.teacher)
-    labels = np.repeat(np.arange(teacher.info.num_classes), args.per_label)
+    labels = np.repeat(np.arange(teacher.manifest.num_classes), args.per_label)
     digits = teacher.generate(labels, seed=args.seed, temperature=args.temperature)
     with tempfile.NamedTemporaryFile(dir=args.out.parent, suffix=".npz", delete=False) as partial:
         np.savez_compressed(

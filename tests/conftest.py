@@ -108,9 +108,10 @@ def generator():
 @pytest.fixture(scope="session")
 def vae_generator():
     """The embedded pretrained VAE."""
-    from vae_runtime.generator import Generator, default_bundle
+    from vae_runtime.bundle import embedded_bundle
+    from vae_runtime.generator import Generator
 
-    return Generator.load(default_bundle("vae"))
+    return Generator.load(embedded_bundle("vae"))
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +152,7 @@ def _export(tmp_path_factory, run: Path, name: str) -> Path:
 
     out = tmp_path_factory.mktemp("bundles") / name
     formats = [OnnxFormat()] + ([TfliteFormat()] if HAS_LITERT else [])
-    export(run, out, formats, report=lambda line: None, data=str(DATA))
+    export(run, out, formats, data=str(DATA))
     return out
 
 

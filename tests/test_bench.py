@@ -9,13 +9,13 @@ import json
 import pytest
 
 from conftest import HAS_LITERT, run_cli
-from vae_runtime.generator import default_bundle
-from vae_runtime.manifest import ROLES, read_manifest
+from vae_runtime.bundle import embedded_bundle, read_manifest
+from vae_runtime.manifest import ROLES
 from vae_runtime.tools.bench import BATCHES, time_bundle
 
 
 def model_files(name: str) -> set[str]:
-    return {f.path for f in read_manifest(default_bundle(name)).files if f.role in ROLES}
+    return {f.path for f in read_manifest(embedded_bundle(name)).files if f.role in ROLES}
 
 
 def test_every_model_file_is_timed_at_every_batch():

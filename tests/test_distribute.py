@@ -13,6 +13,7 @@ import pytest
 
 from conftest import DATA, cli_argv, keras_weights, needs_tensorflow
 from vae_runtime.errors import VaeDigitsError
+from vae_runtime.machine import free_port
 
 pytestmark = needs_tensorflow
 
@@ -166,14 +167,6 @@ def worker_argv(out, strategy="multi-worker", noise=1.0, epochs=1, resume=False,
     options = {"out": str(out), "strategy": strategy, "noise": noise, "epochs": epochs, "resume": resume}
     options |= {"crash_at": crash_at, "data": str(data)}
     return [sys.executable, "-c", WORKER, json.dumps(options)]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_workers(argvs: list[list[str]]) -> list[subprocess.Popen]:

@@ -5,7 +5,14 @@ import importlib
 
 import pytest
 
-MODULES = ["vae_runtime", "vae_runtime.errors", "vae_runtime.generator", "vae_runtime.manifest"]
+MODULES = [
+    "vae_runtime",
+    "vae_runtime.bundle",
+    "vae_runtime.engine",
+    "vae_runtime.errors",
+    "vae_runtime.generator",
+    "vae_runtime.manifest",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import DATA, needs_tensorflow, run_cli
-from vae_runtime.generator import Generator, default_bundle
-from vae_runtime.manifest import read_manifest
+from vae_runtime.bundle import embedded_bundle, read_manifest
+from vae_runtime.generator import Generator
 from vae_runtime.tools.evaluate import bce_sum, elbo_terms, kl_divergence
 
 
@@ -76,7 +76,7 @@ def test_generation_quality_of_the_embedded_cvae(mnist):
 
     g = Generator.load()
     quality = generation_quality(
-        g, Judge(default_bundle().parent / CLASSIFIER), mnist.x_test, mnist.y_test, per_label=50, seed=0
+        g, Judge(embedded_bundle().parent / CLASSIFIER), mnist.x_test, mnist.y_test, per_label=50, seed=0
     )
     assert set(quality["accuracy_by_label"]) == set(g.info.labels)
     assert quality["accuracy"] == pytest.approx(np.mean(list(quality["accuracy_by_label"].values())))
@@ -106,7 +106,7 @@ def test_eval_of_the_quality_bundle_uses_its_temperature_and_reports_the_elbo():
     result = run_cli("vae-eval", "cvae-16d", "--data", str(DATA), "--per-label", "20", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["generation"]["temperature"] == read_manifest(default_bundle()).default_temperature == 0.8
+    assert report["generation"]["temperature"] == read_manifest(embedded_bundle()).default_temperature == 0.8
     assert report["elbo_loss"] == pytest.approx(report["reconstruction_loss"] + report["kl_loss"])
     assert report["total_loss"] == pytest.approx(report["reconstruction_loss"] + 0.5 * report["kl_loss"])
     assert report["data"]["name"] == "mnist_small.npz" and len(report["data"]["sha256"]) == 64

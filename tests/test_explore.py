@@ -6,8 +6,9 @@ from PIL import Image
 
 from conftest import DATA, HAS_MATPLOTLIB, run_cli
 from vae_runtime import VaeDigitsError
-from vae_runtime.generator import default_bundle
-from vae_runtime.tools.explore import interpolate, label_rows, latent_grid, load_digit, restyle, slerp
+from vae_runtime.bundle import embedded_bundle
+from vae_runtime.images import load_digit
+from vae_runtime.tools.explore import interpolate, label_rows, latent_grid, restyle, slerp
 
 needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB, reason='needs "vae-digits[explore]"')
 
@@ -132,7 +133,7 @@ def test_cli_writes_each_picture(tmp_path, args, size):
     ],
 )
 def test_cli_errors(tmp_path, args, message):
-    args = [a.format(vae=default_bundle("vae")) for a in args]
+    args = [a.format(vae=embedded_bundle("vae")) for a in args]
     if "--out" not in args:
         args += ["--out", str(tmp_path / "x.png")]
     result = run_cli("vae-explore", *args)
@@ -151,7 +152,7 @@ def test_untrusted_images_are_checked_before_decoding(tmp_path, monkeypatch):
     import struct
     import zlib
 
-    from vae_runtime.tools import explore
+    from vae_runtime import images as explore
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))

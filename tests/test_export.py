@@ -122,7 +122,7 @@ def export_to(run, out, formats=("onnx",), **options):
     from vae_export.tflite import TfliteFormat
 
     chosen = [OnnxFormat() if name == "onnx" else TfliteFormat() for name in formats]
-    return export(run, out, chosen, report=lambda line: None, data=str(DATA), **options)
+    return export(run, out, chosen, data=str(DATA), **options)
 
 
 def snapshot(directory):
@@ -185,7 +185,9 @@ def test_quantized_variants_are_checked_timed_and_never_default(cvae_run, tmp_pa
     if HAS_LITERT:
         formats.append(TfliteFormat(quantize=("float16", "int8")))
     lines = []
-    manifest = export(cvae_run, tmp_path / "q", formats, report=lines.append, data=str(DATA))
+    manifest = export(
+        cvae_run, tmp_path / "q", formats, progress=lambda step: lines.append(step.text), data=str(DATA)
+    )
     variants = [f for f in manifest.files if f.precision != "fp32"]
     assert variants, "\n".join(lines)
     for entry in variants:
@@ -198,6 +200,23 @@ def test_quantized_variants_are_checked_timed_and_never_default(cvae_run, tmp_pa
     assert "file" in lines[-1] and "PSNR dB" in lines[-1]  # the summary table
 
 
+def test_export_bundle_does_what_the_cli_does_and_reports_each_step(cvae_run, tmp_path):
+    from vae_export import export_bundle
+    from vae_runtime.errors import VaeDigitsError
+
+    with pytest.raises(VaeDigitsError, match="variant 'float16' is not made by onnx; choose from int8"):
+        export_bundle(cvae_run, tmp_path / "x", formats=("onnx",), variants=("float16",))
+    assert not (tmp_path / "x").exists()
+    steps = []
+    options = {"variants": ("int8",), "prior": 2, "temperature": 0.7, "data": DATA}
+    manifest = export_bundle(cvae_run, tmp_path / "b", formats=("onnx",), **options, progress=steps.append)
+    done = [step.done for step in steps]
+    assert done == sorted(done) and steps[-1].done == steps[-1].total == 7  # 3 files x 2 steps, the prior
+    assert steps[0].text.startswith("convert   encoder.onnx") and "PSNR dB" in steps[-1].text
+    assert {"encoder.onnx", "decoder.onnx", "prior.json"} <= {f.path for f in manifest.files}
+    assert manifest.default_temperature == 0.7
+
+
 def test_a_lean_bundle_without_the_fp32_decoder_it_was_checked_against(cvae_run, tmp_path):
     from vae_export.onnx import OnnxFormat
     from vae_export.pipeline import export
@@ -205,9 +224,7 @@ def test_a_lean_bundle_without_the_fp32_decoder_it_was_checked_against(cvae_run,
 
     out = tmp_path / "lean"
     only = {"decoder.int8.onnx", "encoder.onnx"}
-    manifest = export(
-        cvae_run, out, [OnnxFormat(quantize=("int8",))], data=str(DATA), only=only, report=print
-    )
+    manifest = export(cvae_run, out, [OnnxFormat(quantize=("int8",))], data=str(DATA), only=only)
     assert sorted(p.name for p in out.iterdir()) == ["decoder.int8.onnx", "encoder.onnx", "manifest.json"]
     decoder = next(f for f in manifest.files if f.role == "decoder")
     assert decoder.default and decoder.parity["reference"] == "fp32"  # checked against decoder.onnx

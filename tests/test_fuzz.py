@@ -24,12 +24,13 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from conftest import DATA, HAS_MATPLOTLIB
-from vae_runtime import BundleError, Generator, VaeDigitsError, default_bundle
+from vae_runtime import BundleError, Generator, VaeDigitsError, embedded_bundle
+from vae_runtime.bundle import sha256_hex
 from vae_runtime.cli import eval as eval_cli
 from vae_runtime.cli import explore as explore_cli
 from vae_runtime.cli import generate as generate_cli
-from vae_runtime.cli.common import main
-from vae_runtime.manifest import MAX_TEMPERATURE, sha256_hex
+from vae_runtime.clikit.common import main
+from vae_runtime.manifest import MAX_TEMPERATURE
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 API_FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
@@ -49,7 +50,7 @@ def inputs(tmp_path_factory) -> dict[str, str]:
     (root / "bomb.png").write_bytes(_png_claiming(60_000, 60_000))
     (root / "dir").mkdir()
     broken = root / "broken"
-    shutil.copytree(default_bundle("cvae"), broken)
+    shutil.copytree(embedded_bundle("cvae"), broken)
     (broken / "decoder.onnx").write_bytes(b"\0" * 16)
     places = {name: str(root / name) for name in ("digit.png", "blank.jpg", "text.png", "empty.png")}
     return places | {
@@ -57,8 +58,8 @@ def inputs(tmp_path_factory) -> dict[str, str]:
         "dir": str(root / "dir"),
         "missing": str(root / "missing.png"),
         "broken": str(broken),
-        "vae": str(default_bundle("vae")),
-        "cvae": str(default_bundle("cvae")),
+        "vae": str(embedded_bundle("vae")),
+        "cvae": str(embedded_bundle("cvae")),
         "data": str(DATA),
     }
 
@@ -413,7 +414,7 @@ def test_load_takes_anything(inputs, bundle, backend, precision, threads):
 
 # Manifests that are well-formed, sealed, and wrong ----------------------------------------------------
 
-BASE = json.loads((default_bundle("cvae") / "manifest.json").read_text())
+BASE = json.loads((embedded_bundle("cvae") / "manifest.json").read_text())
 ONNX_ENTRIES = [i for i, f in enumerate(BASE["files"]) if f["format"] == "onnx" and f["precision"] == "fp32"]
 
 
@@ -479,7 +480,7 @@ def mutate(manifest: dict, mutation) -> None:
 def test_sealed_manifests_that_lie_are_refused(tmp_path_factory, mutations):
     bundle = tmp_path_factory.mktemp("lying")
     for entry in BASE["files"]:
-        shutil.copy(default_bundle("cvae") / entry["path"], bundle / entry["path"])
+        shutil.copy(embedded_bundle("cvae") / entry["path"], bundle / entry["path"])
     manifest = json.loads(json.dumps(BASE))
     for mutation in mutations:
         mutate(manifest, mutation)
@@ -500,7 +501,7 @@ def test_sealed_manifests_that_lie_are_refused(tmp_path_factory, mutations):
 
 def test_a_swapped_model_file_is_caught_by_its_real_signature(tmp_path):
     bundle = tmp_path / "swapped"
-    shutil.copytree(default_bundle("cvae"), bundle)
+    shutil.copytree(embedded_bundle("cvae"), bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
     decoder = next(f for f in manifest["files"] if f["path"] == "decoder.onnx")
     data = (bundle / "encoder.onnx").read_bytes()
@@ -537,7 +538,7 @@ def test_a_swapped_model_file_is_caught_by_its_real_signature(tmp_path):
 )
 def test_inconsistent_manifest_is_refused_by_name(tmp_path, change, message):
     bundle = tmp_path / "bundle"
-    shutil.copytree(default_bundle("cvae"), bundle)
+    shutil.copytree(embedded_bundle("cvae"), bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
     change(manifest)
     (bundle / "manifest.json").write_text(json.dumps(manifest))

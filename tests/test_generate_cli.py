@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from conftest import HAS_TENSORFLOW, run_cli
-from vae_runtime.generator import Generator, default_bundle
-from vae_runtime.tools.images import grid
+from vae_runtime.bundle import embedded_bundle
+from vae_runtime.generator import Generator
+from vae_runtime.images import grid
 
 
 def test_png_grid_of_sevens(tmp_path):
@@ -79,7 +80,7 @@ def test_embedded_bundles_by_name(tmp_path):
 def test_vae_bundle_without_labels(tmp_path):
     out = tmp_path / "vae.png"
     result = run_cli(
-        "vae-generate", "--bundle", str(default_bundle("vae")), "--count", "8", "--out", str(out)
+        "vae-generate", "--bundle", str(embedded_bundle("vae")), "--count", "8", "--out", str(out)
     )
     assert result.returncode == 0, result.stderr
     assert "(unconditional)" in result.stdout and out.exists()
@@ -88,7 +89,7 @@ def test_vae_bundle_without_labels(tmp_path):
 @pytest.fixture
 def broken_bundle(tmp_path):
     copy = tmp_path / "broken"
-    shutil.copytree(default_bundle("cvae"), copy)
+    shutil.copytree(embedded_bundle("cvae"), copy)
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["files"][0]["sha256"] = "0" * 64
     (copy / "manifest.json").write_text(json.dumps(manifest))
@@ -116,7 +117,7 @@ BAD = [
 
 @pytest.mark.parametrize(("args", "message"), BAD)
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, broken_bundle, args, message):
-    places = {"vae": default_bundle("vae"), "broken": broken_bundle, "tmp": tmp_path}
+    places = {"vae": embedded_bundle("vae"), "broken": broken_bundle, "tmp": tmp_path}
     args = [arg.format(**places) for arg in args]
     out = tmp_path / "out.png"
     if "--out" not in args:
@@ -155,7 +156,7 @@ def test_every_command_has_help(command):
 HELP_IMPORTS = """
 import sys
 from {module} import app
-from vae_runtime.cli.common import main
+from vae_runtime.clikit.common import main
 try:
     main(app, ["--help"])
 except SystemExit:
@@ -208,7 +209,7 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere(tmp_path):
 def test_training_progress_restarts_a_bar_per_epoch_on_a_terminal():
     import io
 
-    from vae_runtime.cli.progress import Progress
+    from vae_runtime.clikit.progress import Progress
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

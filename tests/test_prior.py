@@ -10,7 +10,7 @@ import pytest
 
 from conftest import DATA, needs_tensorflow
 from vae_runtime import BundleError, Generator, VaeDigitsError
-from vae_runtime.manifest import sha256_hex
+from vae_runtime.bundle import sha256_hex
 from vae_runtime.prior import Prior
 
 
@@ -146,7 +146,7 @@ def prior_bundle(cvae_run, tmp_path_factory):
     from vae_export.pipeline import export
 
     out = tmp_path_factory.mktemp("prior") / "bundle"
-    export(cvae_run, out, [OnnxFormat()], data=str(DATA), prior=3, temperature=0.8, report=lambda line: None)
+    export(cvae_run, out, [OnnxFormat()], data=str(DATA), prior=3, temperature=0.8)
     return out
 
 

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import DATA, cli_argv, needs_tensorflow, run_cli
-from vae_runtime import BundleError, Generator, default_bundle
-from vae_runtime.manifest import MAX_MANIFEST_BYTES, Manifest, read_manifest, sha256_hex
+from vae_runtime import BundleError, Generator, embedded_bundle
+from vae_runtime.bundle import read_manifest, sha256_hex
+from vae_runtime.manifest import MAX_MANIFEST_BYTES, Manifest
 
 
 def start(*args: str) -> subprocess.Popen:
@@ -113,7 +114,7 @@ def test_two_exports_to_one_target(cvae_run, tmp_path):
 @pytest.fixture
 def bundle_copy(tmp_path):
     copy = tmp_path / "bundle"
-    shutil.copytree(default_bundle("cvae"), copy)
+    shutil.copytree(embedded_bundle("cvae"), copy)
     return copy
 
 
@@ -167,7 +168,7 @@ def test_fuzz_manifest_parser_raises_only_bundle_error(data):
         Manifest.from_dict(data)
 
 
-VALID = json.loads((default_bundle("cvae") / "manifest.json").read_text())
+VALID = json.loads((embedded_bundle("cvae") / "manifest.json").read_text())
 FIELDS = sorted(VALID)
 
 
@@ -201,10 +202,10 @@ def test_fuzz_mutated_manifest(mutations):
 
 
 def test_reading_a_manifest_parses_no_model(bundle_copy, monkeypatch):
-    import vae_runtime.generator
+    import vae_runtime.engine
 
     calls = []
-    monkeypatch.setattr(vae_runtime.generator, "open_model", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(vae_runtime.engine, "open_model", lambda *a, **k: calls.append(a))
     decoder = bundle_copy / "decoder.onnx"
     decoder.write_bytes(decoder.read_bytes() + b"x")
     with pytest.raises(BundleError, match="checksum"):

@@ -15,13 +15,14 @@ import pytest
 
 from conftest import needs_litert
 from vae_runtime import BundleError, VaeDigitsError
-from vae_runtime.generator import Generator, default_bundle
+from vae_runtime.bundle import embedded_bundle
+from vae_runtime.generator import Generator
 
 
 @pytest.fixture
 def bundle_copy(tmp_path):
     copy = tmp_path / "bundle"
-    shutil.copytree(default_bundle("cvae"), copy)
+    shutil.copytree(embedded_bundle("cvae"), copy)
     return copy
 
 
@@ -268,9 +269,9 @@ def test_tflite_missing_gives_the_install_hint(monkeypatch, bundle_copy):
 
 def shipped_variants():
     from vae_runtime.backends import available
-    from vae_runtime.manifest import read_manifest
+    from vae_runtime.bundle import read_manifest
 
-    manifest = read_manifest(default_bundle("cvae"))
+    manifest = read_manifest(embedded_bundle("cvae"))
     return [
         (entry.format, entry.precision)
         for entry in manifest.files

@@ -7,7 +7,6 @@ import asyncio
 import io
 import json
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -23,8 +22,8 @@ httpx = pytest.importorskip("httpx")
 
 from conftest import cli_argv, run_cli  # noqa: E402
 from vae_runtime import Generator  # noqa: E402
-from vae_runtime.generator import grey_levels  # noqa: E402
-from vae_runtime.tools.images import grid  # noqa: E402
+from vae_runtime.images import grey_levels, grid  # noqa: E402
+from vae_runtime.machine import free_port  # noqa: E402
 
 
 class Server:
@@ -62,12 +61,6 @@ class Server:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=60)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +137,7 @@ def test_decode_encode_and_bundles(server, generators):
         "/v1/generate", json={"labels": [4], "count": 1, "seed": 1, "format": "png"}
     ).content
     encoded = server.client.post("/v1/encode", params={"label": "4"}, content=png).json()
-    from vae_runtime.tools.explore import read_digit
+    from vae_runtime.images import read_digit
 
     z_mean, z_log_var = g.encode(read_digit(png)[None], [4])
     np.testing.assert_allclose(encoded["z_mean"], z_mean[0], atol=1e-5)

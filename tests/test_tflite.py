@@ -11,7 +11,8 @@ import pytest
 
 from conftest import DATA, needs_litert, needs_tensorflow, run_cli
 from vae_runtime.backends import chunk_plan
-from vae_runtime.generator import BULK_ROWS, BulkRoute, Generator
+from vae_runtime.engine import BULK_ROWS, BulkRoute
+from vae_runtime.generator import Generator
 
 
 @pytest.mark.parametrize("rows", [1, 2, 15, 16, 17, 100, 128, 129, 300, 1000])
@@ -93,7 +94,7 @@ def test_exports_on_hosts_of_different_speed_hold_the_same_files(cvae_run, tmp_p
 
         monkeypatch.setattr(pipeline, "measure_speed", timed)
         formats = [TfliteFormat(quantize=("float16", "int8"))]
-        pipeline.export(cvae_run, tmp_path / host, formats, data=str(DATA), report=lambda line: None)
+        pipeline.export(cvae_run, tmp_path / host, formats, data=str(DATA))
         return json.loads((tmp_path / host / "manifest.json").read_text())
 
     def held(manifest: dict) -> set:
@@ -109,7 +110,7 @@ def test_exports_on_hosts_of_different_speed_hold_the_same_files(cvae_run, tmp_p
         recommended = {f["path"] for f in manifest["files"] if f["recommended"]}
         assert recommended == {"encoder.int8.tflite", "decoder.int8.tflite"}  # integer-only, not fastest
         assert all(f["default"] == (f["precision"] == "fp32") for f in manifest["files"])
-    from vae_runtime.tools.bench import this_machine
+    from vae_runtime.machine import this_machine
 
     for manifest, speedup in ((fast, 4.0), (slow, 0.5)):  # the host's speeds, kept as information
         variant = next(f for f in manifest["files"] if f["path"] == "decoder.fp16.tflite")
@@ -198,11 +199,9 @@ def test_a_named_variant_over_its_bounds_fails_the_export(cvae_run, tmp_path, mo
     formats = [OnnxFormat(quantize=("int8",))]
     only = {"decoder.int8.onnx", "encoder.onnx"}
     with pytest.raises(WorkError, match=r"decoder.int8.onnx is over its error bounds .* cannot be kept"):
-        pipeline.export(
-            cvae_run, tmp_path / "b", formats, data=str(DATA), only=only, report=lambda line: None
-        )
+        pipeline.export(cvae_run, tmp_path / "b", formats, data=str(DATA), only=only)
     assert not (tmp_path / "b").exists()
-    unnamed = pipeline.export(cvae_run, tmp_path / "c", formats, data=str(DATA), report=lambda line: None)
+    unnamed = pipeline.export(cvae_run, tmp_path / "c", formats, data=str(DATA))
     assert [item["file"] for item in unnamed.omitted] == ["decoder.int8.onnx"]  # listed, not shipped
     assert {f.path for f in unnamed.files} == {"decoder.onnx", "encoder.onnx"}
 
@@ -212,10 +211,10 @@ def test_auto_never_sends_bulk_requests_to_a_quantized_default(tmp_path):
     """A lean bundle's only TFLite decoder may be int8 (its default): auto must not pick it silently."""
     import shutil
 
-    from vae_runtime.generator import default_bundle
+    from vae_runtime.bundle import embedded_bundle
 
     lean = tmp_path / "lean"
-    shutil.copytree(default_bundle("cvae"), lean)
+    shutil.copytree(embedded_bundle("cvae"), lean)
     manifest = json.loads((lean / "manifest.json").read_text())
     keep = {"decoder.onnx", "encoder.onnx", "decoder.int8.tflite", "encoder.int8.tflite"}
     manifest["files"] = [f | {"default": True} for f in manifest["files"] if f["path"] in keep]
@@ -231,7 +230,7 @@ def test_an_older_bundle_with_a_dynamic_batch_tflite_file_still_runs(cvae_bundle
     import tensorflow as tf
 
     from vae_export.source import load_run
-    from vae_runtime.manifest import sha256_hex
+    from vae_runtime.bundle import sha256_hex
 
     old = tmp_path / "old"
     shutil.copytree(cvae_bundle, old)

@@ -43,7 +43,7 @@ def test_run_directory_holds_everything(cvae_run):
 
 
 def test_history_has_every_column_per_epoch(cvae_run):
-    from vae_train.run import HISTORY_COLUMNS, read_history
+    from vae_train.rundir import HISTORY_COLUMNS, read_history
 
     header = (cvae_run / "history.csv").read_text().splitlines()[0]
     assert tuple(header.split(",")) == HISTORY_COLUMNS
@@ -265,14 +265,15 @@ def out_of_memory(kind: str) -> Exception:
     ],
 )
 def test_out_of_memory_names_the_options_to_lower(tmp_path, monkeypatch, capsys, step, kind, message):
-    from vae_runtime.cli.common import main
+    from vae_runtime.clikit.common import main
     from vae_train import cli, run
+    from vae_train.memory import OutOfMemoryError
 
     def fails(*args, **kwargs):
         raise out_of_memory(kind)
 
     monkeypatch.setattr(run, step, fails)
-    with pytest.raises(run.OutOfMemoryError, match=message):
+    with pytest.raises(OutOfMemoryError, match=message):
         run.train(run.TrainConfig(epochs=1, batch_size=32, data=str(DATA)), tmp_path / "api")
     args = ["--epochs", "1", "--batch-size", "32", "--data", str(DATA), "--out", str(tmp_path / "cli")]
     with pytest.raises(SystemExit) as exited:
@@ -317,18 +318,19 @@ def test_existing_out_that_is_not_a_run(tmp_path):
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
 
 
-def test_download_failure_names_data_option(monkeypatch):
-    import keras
+def test_training_data_download_is_checked_against_its_sha256(tmp_path, monkeypatch):
+    import io
+    import urllib.request
 
+    from vae_runtime import mnist
     from vae_runtime.errors import DataError
     from vae_train.data import load_mnist
 
-    def offline():
-        raise Exception("URL fetch failure on https://example.invalid/mnist.npz: None")
-
-    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
-    with pytest.raises(DataError, match="cannot download MNIST .* pass --data PATH"):
+    monkeypatch.setattr(mnist, "KERAS_CACHE", tmp_path / "mnist.npz")
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *args, **kwargs: io.BytesIO(b"not mnist"))
+    with pytest.raises(DataError, match=r"is damaged \(checksum mismatch\)"):
         load_mnist(None)
+    assert not (tmp_path / "mnist.npz").exists()  # nothing damaged is kept
 
 
 def test_run_killed_after_its_last_checkpoint_is_finished_by_resume(tmp_path):

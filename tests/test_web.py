@@ -25,7 +25,7 @@ import pytest
 
 from conftest import WEB, load_web_site, unavailable
 from vae_runtime import Generator
-from vae_runtime.generator import DEFAULT_BUNDLES, default_bundle
+from vae_runtime.bundle import EMBEDDED_BUNDLES, embedded_bundle
 from vae_runtime.prior import Prior
 
 PAGE_FILES = {
@@ -160,7 +160,7 @@ def open_page(browser, base_url) -> Iterator:
 
 @pytest.fixture(scope="module")
 def references() -> dict[str, Generator]:
-    return {name: Generator.load(default_bundle(name), backend="onnx") for name in DEFAULT_BUNDLES}
+    return {name: Generator.load(embedded_bundle(name), backend="onnx") for name in EMBEDDED_BUNDLES}
 
 
 def _levels(images: np.ndarray) -> np.ndarray:
@@ -593,7 +593,7 @@ def test_the_server_sends_isolation_headers_and_media_types(base_url):
 
 
 def test_the_built_site_holds_only_what_the_browser_uses(site_dir):
-    cvae = default_bundle("cvae")
+    cvae = embedded_bundle("cvae")
     assert sorted(p.name for p in (site_dir / "bundles" / "cvae").iterdir()) == [
         "decoder.onnx",
         "encoder.onnx",
@@ -710,7 +710,7 @@ def _site_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_build_takes_an_exported_bundle_and_refuses_a_damaged_one_or_an_existing_site(tmp_path):
     _needs_node_modules()
-    bundle = shutil.copytree(default_bundle("vae"), tmp_path / "mine")
+    bundle = shutil.copytree(embedded_bundle("vae"), tmp_path / "mine")
     result = _site_cli("build", "--no-compress", "--bundle", str(bundle), "--out", str(tmp_path / "site"))
     assert result.returncode == 0, result.stderr
     copied = tmp_path / "site" / "bundles" / "mine" / "decoder.onnx"
@@ -731,7 +731,7 @@ def test_build_takes_an_exported_bundle_and_refuses_a_damaged_one_or_an_existing
     assert result.stderr == (
         f"error: bundle {bundle}: encoder.onnx does not match its manifest checksum (damaged or altered)\n"
     )
-    assert copied.read_bytes() == (default_bundle("vae") / "decoder.onnx").read_bytes()  # the old site stays
+    assert copied.read_bytes() == (embedded_bundle("vae") / "decoder.onnx").read_bytes()  # the old site stays
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "site"]  # nothing half-built left behind
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import WEB, load_web_site, unavailable
 from vae_runtime import Generator
-from vae_runtime.generator import default_bundle
+from vae_runtime.bundle import embedded_bundle
 
 APP = Path(__file__).parent / "web_app"
 ORT = WEB / "node_modules" / "onnxruntime-web"
@@ -67,7 +67,7 @@ def app(tarball, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def app_url(app) -> str:
     _npm("run", "build", cwd=app)
-    site.copy_bundle(default_bundle("cvae"), app / "dist" / "bundles" / "cvae")
+    site.copy_bundle(embedded_bundle("cvae"), app / "dist" / "bundles" / "cvae")
     with site.serving(app / "dist") as url:
         yield url
 
@@ -113,7 +113,7 @@ def test_the_bundled_app_draws_vae_runtimes_digits_on_threads(browser, app_url):
         page.close()
     z = np.array(drawn["z"], np.float32).reshape(-1, 2)
     assert drawn["labelIds"] == np.repeat(np.arange(10), 3).tolist()
-    expected = Generator.load(default_bundle("cvae"), backend="onnx").decode(z, drawn["labelIds"])
+    expected = Generator.load(embedded_bundle("cvae"), backend="onnx").decode(z, drawn["labelIds"])
     digits = np.array(drawn["digits"], np.uint8).reshape(expected.shape)
     assert np.abs(digits.astype(int) - np.rint(expected * 255)).max() <= 1
     assert drawn["threads"] == cores  # cross-origin isolated: a thread per core

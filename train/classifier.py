@@ -84,8 +84,8 @@ def _write_onnx(model: keras.Model, path: Path, probe: np.ndarray) -> None:
     import onnx
     import onnxruntime as ort
 
-    from vae_export.onnx import to_onnx
     from vae_runtime.quiet import native_output_silenced
+    from vae_train.convert import to_onnx
 
     inference = judge(model)
     with native_output_silenced():

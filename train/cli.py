@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from vae_runtime.cli.common import Version, data_option, integer, main, new_app, number
+from vae_runtime.clikit.common import Version, data_option, integer, main, new_app, number
 from vae_train.limits import LIMITS
 
 app = new_app("Train a VAE or conditional VAE on MNIST; validation is on the test split.")
@@ -137,7 +137,7 @@ def train(
 
 
 def _train(explicit: dict, out: Path | None, resume: bool) -> None:
-    from vae_runtime.cli.progress import Progress
+    from vae_runtime.clikit.progress import Progress
     from vae_train.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
@@ -202,7 +202,7 @@ def classifier(
     seed: Annotated[int, typer.Option(parser=integer(0))] = 0,
 ) -> None:
     """Train the MNIST classifier that vae-eval uses to judge generated digits."""
-    from vae_runtime.cli.progress import Progress
+    from vae_runtime.clikit.progress import Progress
     from vae_train.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()

@@ -1,4 +1,5 @@
-"""MNIST for training: the Keras download by default or a local file, as tf.data pipelines."""
+"""MNIST for training: a local file, or the Keras download (checked against its sha256), as tf.data
+pipelines."""
 
 from __future__ import annotations
 
@@ -6,25 +7,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_runtime.errors import DataError
-from vae_runtime.mnist import KERAS_SOURCE, Mnist, load_mnist_file
+from vae_runtime.mnist import KERAS_SOURCE, Mnist, load_mnist_anywhere
 
 NUM_CLASSES = 10
 
 
 def load_mnist(path: str | None = None) -> Mnist:
-    """MNIST from `path` (a Keras mnist.npz or a directory of IDX files), else Keras's download."""
-    if path is not None and path != KERAS_SOURCE:
-        return load_mnist_file(path)
-    try:
-        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
-    except Exception as error:  # keras raises bare Exception for fetch failures
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DataError(
-            f"cannot download MNIST ({reason}); pass --data PATH to a local mnist.npz "
-            "or a directory holding the four IDX files"
-        ) from None
-    return Mnist(x_train, y_train, x_test, y_test, source=KERAS_SOURCE)
+    """MNIST from `path` (a Keras mnist.npz or a directory of IDX files), else Keras's cache file, else
+    downloaded into that cache and checked against its sha256 (vae_runtime.mnist)."""
+    return load_mnist_anywhere(None if path == KERAS_SOURCE else path)
 
 
 def to_inputs(images: np.ndarray, labels: np.ndarray, conditional: bool):

@@ -6,12 +6,9 @@ temporary name and renamed into place, so a killed run is resumable from its las
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import platform
 import time
-import zipfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -21,8 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_runtime.errors import VaeDigitsError, WorkError
-from vae_runtime.fileio import atomic_write_bytes, atomic_write_text
+from vae_runtime.errors import VaeDigitsError
 from vae_runtime.mnist import Mnist
 from vae_train.data import NUM_CLASSES, batches, examples, load_mnist
 from vae_train.distribute import (
@@ -35,17 +31,32 @@ from vae_train.distribute import (
     take_chiefs_state,
 )
 from vae_train.limits import LIMITS, option
+from vae_train.memory import memory_named
 from vae_train.models import Architecture, build_model
+from vae_train.rundir import (
+    CONFIG_FILE,
+    CURVES_FILE,
+    MODEL_FILES,
+    RUN_FORMAT,
+    EpochReport,
+    RunKeeper,
+    StepCallback,
+    StepProgress,
+    check_checkpoint,
+    checkpoint_path,
+    claim,
+    completed_epochs,
+    holds_files,
+    plot_curves,
+    read_history,
+    restore,
+    run_summary,
+    save_model,
+    versions,
+    write_record,
+)
 
-RUN_FORMAT = "vae-digits-run/1"
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "history.csv"
-CURVES_FILE = "loss_curves.png"
-CHECKPOINTS = "checkpoints"
-MODEL_FILES = {"model": "model.keras", "encoder": "encoder.keras", "decoder": "decoder.keras"}
-LOSSES = ("total_loss", "reconstruction_loss", "kl_loss")
 RESUMABLE_CHANGES = ("epochs", "data", "keep_checkpoints", "tensorboard", "strategy")
-HISTORY_COLUMNS = ("epoch", *LOSSES, *(f"val_{loss}" for loss in LOSSES), "seconds")
 
 
 @dataclass(frozen=True)
@@ -95,10 +106,6 @@ class TrainConfig:
         )
 
 
-EpochReport = Callable[[dict], None]
-StepProgress = Callable[[int, int, int], None]  # (epoch, step, steps per epoch)
-
-
 def train(
     config: TrainConfig,
     out: Path,
@@ -133,18 +140,20 @@ def train(
         start.record |= {"setup": setup, "status": "running"}
         start.record["data"] = {**data.provenance, "train": len(data.x_train), "test": len(data.x_test)}
         start.record["config"] = asdict(config) | {"data": data.source}
-        _write_record(out, start.record)
+        write_record(out, start.record)
     if announce is not None:
         announce(setup)
     with _precision(config.mixed_precision):
-        with _memory_named(config, "building the model", out, start):
+        with memory_named(config, "building the model", out, start.done):
             model = _build(strategy, config, out if chief else None, start.done)
-        keeper = _RunKeeper(out, config, report, writes=chief, history=start.history)
+        keeper = RunKeeper(out, config, report, writes=chief, history=start.history)
         started = time.perf_counter()
-        with _memory_named(config, "training", out, start):
+        with memory_named(config, "training", out, start.done):
             _fit(model, config, start, _callbacks(config, out, start, keeper, progress))
         seconds = time.perf_counter() - started
-        return _finish(out, model, config, start.record, seconds) if chief else _summary(keeper.rows, seconds)
+        return (
+            _finish(out, model, config, start.record, seconds) if chief else run_summary(keeper.rows, seconds)
+        )
 
 
 @dataclass
@@ -169,10 +178,10 @@ def _prepare(config: TrainConfig, out: Path, resume: bool, chief: bool) -> _Star
     resume = resume or _restarted(out, config)
     record = _resume_record(out, config) if resume else _new_record(out, config)
     data = _load_data(config, record.get("data") if resume else None)
-    _claim(out)
-    done = _completed_epochs(out)
+    claim(out)
+    done = completed_epochs(out)
     if done:
-        _check_checkpoint(_checkpoint_path(out, done))
+        check_checkpoint(checkpoint_path(out, done))
     return _Start(record, data, done, read_history(out)[-1:] if done else [])
 
 
@@ -213,33 +222,6 @@ def _follow_the_chief(
     return replace(config, **chiefs["settings"]), start
 
 
-class OutOfMemoryError(WorkError):
-    """The model or a training step did not fit in this machine's memory."""
-
-
-MEMORY_OPTIONS = {  # what to lower when memory runs out: the weights when building, also the batch in a step
-    "building the model": ("filters", "dense_units", "latent_dim"),
-    "training": ("batch_size", "filters", "dense_units"),
-}
-
-
-@contextmanager
-def _memory_named(config: TrainConfig, stage: str, out: Path, start: _Start):
-    """An out-of-memory error in `stage` as one line naming the options to lower (and their values)."""
-    try:
-        yield
-    except (tf.errors.ResourceExhaustedError, MemoryError):
-        names = MEMORY_OPTIONS[stage]
-        given = [f"{option(name)} ({_shown(getattr(config, name))})" for name in names]
-        lower = f"{', '.join(given[:-1])} or {given[-1]}"
-        unfinished = "" if start.done else f"; {out} holds no trained epoch: remove it before starting again"
-        raise OutOfMemoryError(f"out of memory {stage}: lower {lower}{unfinished}") from None
-
-
-def _shown(value: object) -> str:
-    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
-
-
 @contextmanager
 def _precision(mixed: bool):
     """Keras's dtype policy while the run builds and trains (mixed_float16: float16 maths, float32
@@ -264,19 +246,19 @@ def _build(strategy: tf.distribute.Strategy, config: TrainConfig, checkpoints: P
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
         model.optimizer.build(model.trainable_variables)
     if checkpoints is not None and done:  # outside the scope: a variable made in it is a collective step
-        _restore(model, _checkpoint_path(checkpoints, done))
+        restore(model, checkpoint_path(checkpoints, done))
     take_chiefs_state(strategy, model.variables + model.optimizer.variables)
     return model
 
 
 def _callbacks(
-    config: TrainConfig, out: Path, start: _Start, keeper: _RunKeeper, progress: StepProgress | None
+    config: TrainConfig, out: Path, start: _Start, keeper: RunKeeper, progress: StepProgress | None
 ) -> list[keras.callbacks.Callback]:
     """The run keeper, and on the chief the step progress and the TensorBoard log."""
     callbacks: list[keras.callbacks.Callback] = [keeper]
     chief = keeper.writes
     if progress is not None and chief:
-        callbacks.append(_StepProgress(progress, math.ceil(len(start.data.x_train) / config.batch_size)))
+        callbacks.append(StepCallback(progress, math.ceil(len(start.data.x_train) / config.batch_size)))
     if config.tensorboard and chief:
         from vae_train.tensorboard import TensorBoardLog
 
@@ -309,18 +291,6 @@ def _shuffle_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-class _StepProgress(keras.callbacks.Callback):
-    def __init__(self, progress: StepProgress, steps: int):
-        super().__init__()
-        self.progress, self.steps, self.epoch = progress, steps, 0
-
-    def on_epoch_begin(self, epoch: int, logs=None) -> None:
-        self.epoch = epoch + 1
-
-    def on_train_batch_end(self, batch: int, logs=None) -> None:
-        self.progress(self.epoch, batch + 1, self.steps)
-
-
 def _load_data(config: TrainConfig, recorded: dict | None):
     """The run's MNIST; on resume it must be the data the run started with (same sha256)."""
     try:
@@ -342,7 +312,7 @@ def _load_data(config: TrainConfig, recorded: dict | None):
 
 def _new_record(out: Path, config: TrainConfig) -> dict:
     """A new run's record, when `out` can be its run directory."""
-    if out.exists() and (not out.is_dir() or _holds_files(out)):
+    if out.exists() and (not out.is_dir() or holds_files(out)):
         raise VaeDigitsError(
             f"--out {out} already exists; pass --resume to continue it or choose a new --out"
         )
@@ -350,24 +320,13 @@ def _new_record(out: Path, config: TrainConfig) -> dict:
         "format": RUN_FORMAT,
         "config": asdict(config),
         "architecture": config.architecture.to_dict(),
-        "versions": _versions(),
+        "versions": versions(),
     }
-
-
-def _holds_files(directory: Path) -> bool:
-    return any(path.is_file() for path in directory.rglob("*"))
-
-
-def _claim(out: Path) -> None:
-    try:
-        (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise VaeDigitsError(f"cannot create --out {out} ({error.strerror})") from None
 
 
 def _resume_record(out: Path, config: TrainConfig) -> dict:
     record = read_run(out)
-    done = _completed_epochs(out)
+    done = completed_epochs(out)
     finished = record.get("status") == "complete"
     if done > config.epochs or (finished and done == config.epochs):
         raise VaeDigitsError(f"run {out} already has {done} epochs; pass a larger --epochs to train on")
@@ -415,113 +374,14 @@ def read_run(out: Path) -> dict:
     return record
 
 
-def _completed_epochs(out: Path) -> int:
-    epochs = [int(p.stem.split("-")[1]) for p in (out / CHECKPOINTS).glob("epoch-*.keras")]
-    return max(epochs, default=0)
-
-
-def _checkpoint_path(out: Path, epoch: int) -> Path:
-    return out / CHECKPOINTS / f"epoch-{epoch:04d}.keras"
-
-
-def _check_checkpoint(path: Path) -> None:
-    """Refuse a damaged checkpoint before training starts (and before other workers wait on this one)."""
-    damage = archive_damage(path)
-    if damage is not None:
-        raise VaeDigitsError(f"cannot resume from {path} ({damage})")
-
-
-def archive_damage(path: Path) -> str | None:
-    """What is wrong with a saved .keras file (a zip archive), or None when every member reads back whole."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-    except (OSError, zipfile.BadZipFile) as error:
-        return str(error)
-    return None if damaged is None else f"{damaged} is damaged"
-
-
-def _restore(model: keras.Model, path: Path) -> None:
-    """The weights, optimizer state and noise state of a checkpoint, into a model of its architecture."""
-    try:
-        model.load_weights(path)
-    except Exception as error:  # a damaged weights file can raise many types
-        raise VaeDigitsError(f"cannot resume from {path} ({error})") from None
-
-
-def _write_record(out: Path, record: dict) -> None:
-    atomic_write_text(out / CONFIG_FILE, json.dumps(record, indent=2) + "\n")
-
-
-def _save_model(model: keras.Model, path: Path) -> None:
-    temporary = path.with_name(f".{path.stem}.partial.keras")
-    model.save(temporary)
-    temporary.replace(path)
-
-
-def read_history(out: Path) -> list[dict]:
-    path = Path(out) / HISTORY_FILE
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        return [
-            {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
-            for row in csv.DictReader(handle)
-        ]
-
-
-def _write_history(out: Path, rows: list[dict]) -> None:
-    lines = [",".join(HISTORY_COLUMNS)]
-    lines += [
-        ",".join(f"{row[c]:.6g}" if c != "epoch" else str(row[c]) for c in HISTORY_COLUMNS) for row in rows
-    ]
-    atomic_write_text(out / HISTORY_FILE, "\n".join(lines) + "\n")
-
-
-class _RunKeeper(keras.callbacks.Callback):
-    """Writes the history row, then the checkpoint, after every epoch (`writes`: the chief's job);
-    reports progress and keeps the rows."""
-
-    def __init__(
-        self, out: Path, config: TrainConfig, report: EpochReport, writes: bool, history: list[dict]
-    ):
-        super().__init__()
-        self.out, self.config, self.report, self.writes = out, config, report, writes
-        self.rows = list(history)  # the rows this worker knows: the run's last before, then this session's
-
-    def on_epoch_begin(self, epoch: int, logs=None) -> None:
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs=None) -> None:
-        number = epoch + 1
-        row = {
-            "epoch": number,
-            **{k: float(logs[k]) for k in HISTORY_COLUMNS[1:-1]},
-            "seconds": time.perf_counter() - self.started,
-        }
-        self.rows.append(row)
-        if self.writes:
-            history = [r for r in read_history(self.out) if r["epoch"] < number]
-            _write_history(self.out, [*history, row])
-            _save_model(self.model, _checkpoint_path(self.out, number))
-            self._prune_checkpoints(number)
-        self.report(row | {"epochs": self.config.epochs})
-
-    def _prune_checkpoints(self, newest: int) -> None:
-        keep = self.config.keep_checkpoints
-        if keep > 0:
-            for epoch in range(1, newest - keep + 1):
-                _checkpoint_path(self.out, epoch).unlink(missing_ok=True)
-
-
 def _finish(out: Path, model: keras.Model, config: TrainConfig, record: dict, seconds: float) -> dict:
     final = _in_float32(model, config)
     for name, filename in MODEL_FILES.items():
-        _save_model(final if name == "model" else getattr(final, name), out / filename)
+        save_model(final if name == "model" else getattr(final, name), out / filename)
     history = read_history(out)
-    _plot_curves(history, out / CURVES_FILE)
-    summary = _summary(history, seconds)
-    _write_record(out, record | {"status": "complete", "summary": summary})
+    plot_curves(history, out / CURVES_FILE)
+    summary = run_summary(history, seconds)
+    write_record(out, record | {"status": "complete", "summary": summary})
     return summary
 
 
@@ -533,46 +393,3 @@ def _in_float32(model: keras.Model, config: TrainConfig) -> keras.Model:
         copy = build_model(config.architecture, beta=config.beta, seed=config.seed)
     copy.set_weights(model.get_weights())
     return copy
-
-
-def _summary(history: list[dict], seconds: float) -> dict:
-    last = history[-1]
-    return {
-        "epochs": last["epoch"],
-        "train": {loss: last[loss] for loss in LOSSES},
-        "validation": {loss: last[f"val_{loss}"] for loss in LOSSES},
-        "validation_split": "test",
-        "seconds": round(sum(row["seconds"] for row in history), 2),
-        "seconds_this_session": round(seconds, 2),
-    }
-
-
-def _plot_curves(history: list[dict], path: Path) -> None:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    epochs = [row["epoch"] for row in history]
-    figure, axes = plt.subplots(1, 3, figsize=(12, 3.6), layout="constrained")
-    for axis, loss in zip(axes, LOSSES, strict=True):
-        axis.plot(epochs, [row[loss] for row in history], "o-", label="train")
-        axis.plot(epochs, [row[f"val_{loss}"] for row in history], "s--", label="validation")
-        axis.set(title=loss.replace("_", " ").replace("kl", "KL"), xlabel="epoch", ylabel="nats per digit")
-        axis.grid(alpha=0.3)
-        axis.legend()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _versions() -> dict[str, str]:
-    return {
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-    }

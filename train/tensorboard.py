@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_runtime.tools.images import grid
+from vae_runtime.images import grid
 
 LOGS = "logs"
 LOSSES = ("total_loss", "reconstruction_loss", "kl_loss")

@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import NoReturn
 
 try:
+    from vae_runtime.bundle import DEFAULT, EMBEDDED_BUNDLES, embedded_bundle, read_manifest, verified_path
     from vae_runtime.errors import BundleError
-    from vae_runtime.generator import DEFAULT, DEFAULT_BUNDLES, default_bundle
-    from vae_runtime.manifest import Manifest, ModelFile, read_manifest, verified_path
+    from vae_runtime.manifest import Manifest, ModelFile
 except ImportError:
     sys.exit("web/site.py needs vae_runtime: run it in the project's venv, or `pip install .` first")
 
@@ -127,8 +127,8 @@ def bundle_name(bundle: str) -> str:
 def bundle_dir(bundle: str) -> Path:
     """A bundle directory, or the embedded bundle of that name when there is no such directory."""
     path = Path(bundle)
-    if not path.is_dir() and bundle in DEFAULT_BUNDLES:
-        path = default_bundle(bundle)
+    if not path.is_dir() and bundle in EMBEDDED_BUNDLES:
+        path = embedded_bundle(bundle)
     if not (path / "manifest.json").is_file():
         raise SiteError(
             f"bundle {bundle} is not a bundle directory (no manifest.json) nor an embedded bundle"
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     build_parser.add_argument(
         "--bundle",
         action="append",
-        help=f"a bundle directory or {'|'.join(DEFAULT_BUNDLES)} (repeatable; default: {DEFAULT} and cvae)",
+        help=f"a bundle directory or {'|'.join(EMBEDDED_BUNDLES)} (repeatable; default: {DEFAULT} and cvae)",
     )
     build_parser.add_argument(
         "--out", type=Path, default=Path("site"), help="the site directory (default: site)"

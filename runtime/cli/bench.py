@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vae_runtime.cli.common import BUNDLE_HELP, Version, integer, main, new_app
+from vae_runtime.clikit.common import BUNDLE_HELP, Version, integer, main, new_app
 
 if TYPE_CHECKING:
     from vae_runtime.tools.bench import Report

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from vae_runtime.cli.common import Version, data_option, integer, main, new_app, number
+from vae_runtime.clikit.common import Version, data_option, integer, main, new_app, number
 
 app = new_app("Losses on the test split through the runtime; for a CVAE also how well it obeys labels.")
 EXAMPLES = """[b]Examples[/b]
@@ -51,24 +51,24 @@ def evaluate(
     version: Version = False,
 ) -> None:
     """Report the ELBO terms on the test split next to training's, and the quality of generated digits."""
-    from vae_runtime.cli.progress import Progress
+    from vae_runtime.clikit.progress import Progress
     from vae_runtime.generator import Generator
     from vae_runtime.mnist import load_mnist_anywhere
     from vae_runtime.tools.evaluate import Judge, elbo_terms, find_classifier, generation_quality
 
     g = Generator.load(bundle)
-    judge = Judge(classifier or find_classifier(g.bundle)) if g.info.conditional else None
+    judge = Judge(classifier or find_classifier(g.bundle)) if g.manifest.conditional else None
     mnist = load_mnist_anywhere(data)
-    beta = float(g.info.training.get("config", {}).get("beta", 1.0))
-    temperature = g.info.default_temperature if temperature is None else temperature  # reported
-    steps = 1 + (g.info.num_classes + 2 if judge else 0)
+    beta = float(g.manifest.training.get("config", {}).get("beta", 1.0))
+    temperature = g.manifest.default_temperature if temperature is None else temperature  # reported
+    steps = 1 + (g.manifest.num_classes + 2 if judge else 0)
     with Progress(steps, "evaluating", stream=typer.get_text_stream("stderr")) as bar:
         report = {
             "bundle": str(g.bundle),
-            "kind": g.info.kind,
+            "kind": g.manifest.kind,
             "data": mnist.provenance,
             **elbo_terms(g, mnist.x_test, mnist.y_test, seed=seed, beta=beta),
-            "training_validation": g.info.training.get("validation", {}),
+            "training_validation": g.manifest.training.get("validation", {}),
         }
         bar.advance()
         if judge is not None:

@@ -7,17 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vae_runtime.cli.common import (
-    Bundle,
-    Force,
-    Version,
-    data_option,
-    integer,
-    main,
-    new_app,
-    number,
-    parse_label,
-)
+from vae_runtime.clikit.common import Bundle, Force, Version, data_option, integer, main, new_app, number
 from vae_runtime.errors import VaeDigitsError
 
 if TYPE_CHECKING:
@@ -66,11 +56,12 @@ def grid(
     ] = (0, 1),
 ) -> None:
     """Decode an n x n grid over two latent dimensions (the others at 0) into one image."""
-    from vae_runtime.cli.progress import Progress
+    from vae_runtime.clikit.progress import Progress
+    from vae_runtime.inputs import parse_label
     from vae_runtime.tools.explore import latent_grid
 
     g = _load(bundle, out, force)
-    panels = 1 if label is not None or not g.info.conditional else g.info.num_classes
+    panels = 1 if label is not None or not g.manifest.conditional else g.manifest.num_classes
     with Progress(panels, "decoding") as bar:
         image = latent_grid(g, n, span, parse_label(label), dims, progress=bar.advance)
     _write(out, image)
@@ -108,7 +99,7 @@ def labels(
     from vae_runtime.tools.explore import label_rows
 
     g = _load(bundle, out, force)
-    _write(out, label_rows(g, columns, seed, g.info.default_temperature))
+    _write(out, label_rows(g, columns, seed, g.manifest.default_temperature))
 
 
 @app.command(
@@ -137,6 +128,7 @@ def interpolate(
     spherical: Annotated[bool, typer.Option("--spherical", help="Slerp instead of a straight line.")] = False,
 ) -> None:
     """Decode the path between two latents or two real digits."""
+    from vae_runtime.inputs import parse_label
     from vae_runtime.tools.explore import interpolate as strip
 
     g = _load(bundle, out, force)
@@ -168,8 +160,9 @@ def restyle(
     data: Data = None,
 ) -> None:
     """One real digit's handwriting decoded with every label."""
+    from vae_runtime.images import load_digit
+    from vae_runtime.inputs import parse_label
     from vae_runtime.mnist import load_mnist_anywhere
-    from vae_runtime.tools.explore import load_digit
     from vae_runtime.tools.explore import restyle as strip
 
     if (image is None) == (index is None):
@@ -190,7 +183,7 @@ def restyle(
 
 def _load(bundle: Path | None, out: Path, force: bool) -> Generator:
     from vae_runtime.generator import Generator
-    from vae_runtime.tools.images import check_writable
+    from vae_runtime.images import check_writable
 
     if out.suffix.lower() != ".png":
         raise VaeDigitsError(f"--out {out} must be a .png file")
@@ -199,7 +192,7 @@ def _load(bundle: Path | None, out: Path, force: bool) -> Generator:
 
 
 def _write(out: Path, image: np.ndarray) -> None:
-    from vae_runtime.tools.images import save_png
+    from vae_runtime.images import save_png
 
     save_png(image, out)
     print(f"wrote {out} ({image.shape[1]}x{image.shape[0]})")
@@ -208,12 +201,13 @@ def _write(out: Path, image: np.ndarray) -> None:
 def _latent(g: Generator, text: str | None, image: Path | None, label: str | None, flag: str) -> np.ndarray:
     import numpy as np
 
-    from vae_runtime.tools.explore import load_digit
+    from vae_runtime.images import load_digit
+    from vae_runtime.inputs import parse_label
 
     if image is not None and text is None:
-        if g.info.conditional and label is None:
+        if g.manifest.conditional and label is None:
             raise VaeDigitsError("encoding an image with a CVAE needs --label")
-        labels = [parse_label(label)] if g.info.conditional and label is not None else None
+        labels = [parse_label(label)] if g.manifest.conditional and label is not None else None
         z_mean: np.ndarray = g.encode(load_digit(image)[None], labels)[0][0]
         return z_mean
     if text is None or image is not None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vae_runtime.cli.common import Bundle, Force, Version, integer, main, new_app, parse_label
+from vae_runtime.clikit.common import Bundle, Force, Version, integer, main, new_app
 
 if TYPE_CHECKING:
     from vae_runtime.generator import Generator
@@ -65,7 +65,8 @@ def generate(
 ) -> None:
     """Generate digits of chosen labels and write them as a PNG grid, PNG files or a .npy array."""
     from vae_runtime.generator import Generator
-    from vae_runtime.tools.images import check_writable, grid_columns, save
+    from vae_runtime.images import check_writable, grid_columns, save
+    from vae_runtime.inputs import parse_label
 
     if not info:
         check_writable(out, force)
@@ -78,17 +79,17 @@ def generate(
     names = None
     ids = generator.label_ids(labels)  # None for a plain VAE
     if ids is not None:
-        names = [generator.info.labels[i] for i in ids for _ in range(count)]
-    columns = grid_columns(count, generator.info.conditional)
+        names = [generator.manifest.labels[i] for i in ids for _ in range(count)]
+    columns = grid_columns(count, generator.manifest.conditional)
     where = save(digits, out, columns=columns, labels=names, force=force)
     what = f"labels {', '.join(dict.fromkeys(names))}" if names else "unconditional"
     print(f"wrote {len(digits)} digits ({what}) to {where}")
 
 
 def describe(generator: Generator) -> str:
-    from vae_runtime.generator import BULK_ROWS
+    from vae_runtime.engine import BULK_ROWS
 
-    manifest, files = generator.info, generator.files
+    manifest, files = generator.manifest, generator.files
     training = manifest.training
     validation = training.get("validation", {})
     source = training.get("data_source") or {}

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from vae_runtime.cli.common import Version, integer, main, new_app, number
+from vae_runtime.clikit.common import Version, integer, main, new_app, number
 from vae_runtime.errors import VaeDigitsError
 
 EXAMPLES = """[b]Examples[/b]

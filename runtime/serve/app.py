@@ -25,14 +25,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from vae_runtime.cli.common import parse_label
+from vae_runtime.bundle import EMBEDDED_BUNDLES, embedded_bundle
+from vae_runtime.engine import BULK_ROWS, Latents
 from vae_runtime.errors import TooLargeError, VaeDigitsError
-from vae_runtime.generator import BULK_ROWS, DEFAULT_BUNDLES, Generator, Latents, default_bundle, grey_levels
+from vae_runtime.generator import Generator
+from vae_runtime.images import grey_levels, grid, grid_columns, png_bytes, read_digit
+from vae_runtime.inputs import parse_label
 from vae_runtime.serve.batcher import Batcher, ExpiredError, QueueFullError
 from vae_runtime.serve.metrics import Metrics
 from vae_runtime.serve.schemas import BundleInfo, DecodeRequest, Digits, Encoded, Error, GenerateRequest
-from vae_runtime.tools.explore import read_digit
-from vae_runtime.tools.images import grid, grid_columns, png_bytes
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -139,8 +140,8 @@ def load_bundles(bundles: tuple[str, ...]) -> list[Generator]:
     """The Generators for --bundle values; none given: every embedded bundle, the runtime's default first."""
     if bundles:
         return [Generator.load(bundle) for bundle in bundles]
-    default = default_bundle()
-    others = [default_bundle(name) for name in DEFAULT_BUNDLES if default_bundle(name) != default]
+    default = embedded_bundle()
+    others = [embedded_bundle(name) for name in EMBEDDED_BUNDLES if embedded_bundle(name) != default]
     return [Generator.load(path) for path in (default, *others)]
 
 

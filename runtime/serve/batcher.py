@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vae_runtime.generator import Latents
+from vae_runtime.engine import Latents
 
 DecodeBatch = Callable[[Sequence[Latents]], list[np.ndarray]]
 

@@ -8,8 +8,6 @@ choice is measured here, where the bundle runs, and never stored in the bundle.
 
 from __future__ import annotations
 
-import os
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from vae_runtime.backends import BACKENDS, INSTALL_HINT, Model, available, open_model
-from vae_runtime.generator import Generator, best_time
+from vae_runtime.engine import best_time
+from vae_runtime.generator import Generator
+from vae_runtime.machine import this_machine
 from vae_runtime.manifest import ROLES, ModelFile
 
 BATCHES = (1, 16, 256)
@@ -89,7 +89,7 @@ def time_bundle(bundle: str | Path | None = None, rounds: int = 3, repeats: int 
     files: dict[str, ModelFile] = {}
     skipped: dict[str, str] = {}
     for backend in BACKENDS:
-        entries = [e for e in loaded.info.files if e.role in ROLES and e.format == backend]
+        entries = [e for e in loaded.manifest.files if e.role in ROLES and e.format == backend]
         if entries and not available(backend):
             skipped |= {entry.path: INSTALL_HINT[backend] for entry in entries}
             continue
@@ -121,7 +121,7 @@ def _opened(generator: Generator, entry: ModelFile) -> Model:
 def _call(generator: Generator, role: str, batch: int) -> tuple[Run, Feeds]:
     """A request of `batch` rows to the generator's `role` model, and its inputs, drawn once."""
     rng = np.random.default_rng(batch)
-    info = generator.info
+    info = generator.manifest
     labels = rng.integers(0, info.num_classes, batch) if info.conditional else None
     if role == "decoder":
 
@@ -145,21 +145,3 @@ def advice(timing: Timing, bundle: str) -> str:
     if not entry.default:
         options.append(f"--precision {entry.precision}")
     return " ".join(["vae-generate", *options])
-
-
-def this_machine() -> str:
-    """The machine, e.g. "x86_64 Linux, 2 cores, Intel(R) Xeon(R) CPU @ 2.20GHz": what a speed was
-    measured on."""
-    cores = os.cpu_count() or 1
-    return f"{platform.machine()} {platform.system()}, {cores} core{'s' * (cores > 1)}, {_processor()}"
-
-
-def _processor() -> str:
-    """The processor's model name: /proc/cpuinfo's "model name" (x86) or "Model" (ARM boards)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    found = dict(line.split(":", 1) for line in lines if ":" in line)
-    values = {key.strip(): value.strip() for key, value in found.items()}
-    return values.get("model name") or values.get("Model") or platform.processor() or "processor unknown"

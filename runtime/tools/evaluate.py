@@ -38,7 +38,7 @@ def elbo_terms(
     g: Generator, images: np.ndarray, labels: np.ndarray | None, seed: int = 0, beta: float = 1.0
 ) -> dict[str, float]:
     """Mean reconstruction, KL and total loss (nats per digit) of uint8 digits (N, 28, 28)."""
-    condition = labels if g.info.conditional else None
+    condition = labels if g.manifest.conditional else None
     z_mean, z_log_var = g.encode(images, condition)
     noise = np.random.default_rng(seed).standard_normal(z_mean.shape, dtype=np.float32)
     reconstructions = g.decode(z_mean + np.exp(0.5 * z_log_var) * noise, condition)
@@ -58,10 +58,10 @@ CLASSIFIER = "classifier.onnx"
 
 def find_classifier(bundle: Path) -> Path:
     """The classifier beside `bundle` (as `vae-train classifier` leaves it), else the embedded one."""
-    from vae_runtime.generator import default_bundle
+    from vae_runtime.bundle import embedded_bundle
 
     beside = Path(bundle).parent / CLASSIFIER
-    return beside if beside.is_file() else default_bundle().parent / CLASSIFIER
+    return beside if beside.is_file() else embedded_bundle().parent / CLASSIFIER
 
 
 class Judge:
@@ -124,7 +124,7 @@ def generation_quality(
     `progress` is called num_classes + 2 times: after generating, after judging each label, at the end.
     """
     tick = progress or (lambda: None)
-    label_ids = np.arange(g.info.num_classes)
+    label_ids = np.arange(g.manifest.num_classes)
     generated = g.generate(label_ids, count=per_label, seed=seed, temperature=temperature)
     tick()
     wanted = np.repeat(label_ids, per_label)
@@ -137,7 +137,7 @@ def generation_quality(
     real_features, _ = judge(real_images)
     tick()
     sample = min(per_label, 200)
-    accuracy_by_label = {g.info.labels[i]: float((predicted[wanted == i] == i).mean()) for i in label_ids}
+    accuracy_by_label = {g.manifest.labels[i]: float((predicted[wanted == i] == i).mean()) for i in label_ids}
     diversity_generated = float(
         np.mean([mean_pairwise_distance(fake_features[wanted == i][:sample]) for i in label_ids])
     )

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
-from vae_runtime.errors import TooLargeError, VaeDigitsError, first_line
-from vae_runtime.generator import Generator, grey_levels
-from vae_runtime.tools.images import grid
+from vae_runtime.errors import VaeDigitsError
+from vae_runtime.generator import Generator
+from vae_runtime.images import grey_levels, grid
 
 MAX_GRID = 100
 # Limits on an image a user hands in, checked before it is decoded (a tiny PNG can claim gigapixels).
-IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
-MAX_IMAGE_BYTES = 20 << 20
-MAX_IMAGE_PIXELS = 4096 * 4096
 
 
 def latent_grid(
@@ -41,14 +37,14 @@ def latent_grid(
         raise VaeDigitsError(f"grid size must be 2-{MAX_GRID}, not {n}")
     if not np.isfinite(span) or span <= 0:
         raise VaeDigitsError(f"span must be a finite number > 0, not {span}")
-    latent_dim = g.info.latent_dim
+    latent_dim = g.manifest.latent_dim
     if len(set(dims)) != 2 or not all(0 <= d < latent_dim for d in dims):
         raise VaeDigitsError(f"dims must be two different dimensions in 0-{latent_dim - 1}, not {dims}")
     axis = np.linspace(-span, span, n, dtype=np.float32)
     z = np.zeros((n * n, latent_dim), np.float32)
     z[:, dims[0]] = np.tile(axis, n)
     z[:, dims[1]] = np.repeat(axis[::-1], n)
-    label_ids = g.label_ids(label) if g.info.conditional else None
+    label_ids = g.label_ids(label) if g.manifest.conditional else None
     panels: list[int | None] = [None] if label_ids is None else [int(i) for i in label_ids]
     tiles = []
     for panel_label in panels:
@@ -61,8 +57,8 @@ def latent_grid(
 def label_rows(g: Generator, columns: int = 8, seed: int | None = 0, temperature: float = 1.0) -> np.ndarray:
     """A CVAE's labels as rows, one fixed z per column: a column is one style across all digits."""
     _need_cvae(g, "label rows")
-    z = np.random.default_rng(seed).standard_normal((columns, g.info.latent_dim), dtype=np.float32)
-    rows = [_digits(g, z * temperature, label) for label in range(g.info.num_classes)]
+    z = np.random.default_rng(seed).standard_normal((columns, g.manifest.latent_dim), dtype=np.float32)
+    rows = [_digits(g, z * temperature, label) for label in range(g.manifest.num_classes)]
     return grid(np.concatenate(rows), columns=columns)
 
 
@@ -79,8 +75,8 @@ def interpolate(
         raise VaeDigitsError(f"steps must be 2-200, not {steps}")
     start, end = (np.asarray(v, np.float32).reshape(-1) for v in (start, end))
     for name, value in (("start", start), ("end", end)):
-        if value.shape != (g.info.latent_dim,) or not np.isfinite(value).all():
-            raise VaeDigitsError(f"{name} must be {g.info.latent_dim} finite numbers")
+        if value.shape != (g.manifest.latent_dim,) or not np.isfinite(value).all():
+            raise VaeDigitsError(f"{name} must be {g.manifest.latent_dim} finite numbers")
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
     path = slerp(start, end, t) if spherical else (1 - t) * start + t * end
     label_id = _one_label(g, label)
@@ -107,44 +103,9 @@ def restyle(g: Generator, image: np.ndarray, label: int | str) -> np.ndarray:
     _need_cvae(g, "restyle")
     label_id = _one_label(g, label)
     z_mean, _ = g.encode(image[None], label_id)
-    decoded = g.decode(np.repeat(z_mean, g.info.num_classes, axis=0), list(range(g.info.num_classes)))
+    decoded = g.decode(np.repeat(z_mean, g.manifest.num_classes, axis=0), list(range(g.manifest.num_classes)))
     tiles = np.concatenate([image[None], grey_levels(decoded)])
     return grid(tiles, columns=len(tiles))
-
-
-def load_digit(path: Path) -> np.ndarray:
-    """A PNG/JPEG/BMP/WebP file of any size -> uint8 (28, 28), white digit on black, centred like MNIST.
-
-    The file is untrusted: its size, format and pixel count are checked before any pixel is decoded.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise VaeDigitsError(f"image {path} is not a file")
-    _check_image_bytes(path.stat().st_size, str(path))
-    return read_digit(path.read_bytes(), str(path))
-
-
-def read_digit(data: bytes, name: str = "upload") -> np.ndarray:
-    """`load_digit` for the bytes of an image (an upload), under the same checks; `name` is for messages."""
-    from PIL import Image
-
-    _check_image_bytes(len(data), name)
-    gray = _read_gray(data, name)
-    if np.median(gray) > 127:  # dark ink on light paper: invert to MNIST's white on black
-        gray = 255 - gray
-    ink = gray > 0.2 * gray.max() if gray.max() > 0 else None
-    if ink is None or not ink.any():
-        raise VaeDigitsError(f"image {name} is blank: no digit to encode")
-    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    crop = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    # MNIST: the digit fits a 20x20 box, centred in 28x28
-    scale = 20.0 / max(crop.shape)
-    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
-    small = np.asarray(Image.fromarray(crop.astype(np.uint8)).resize(size, Image.Resampling.LANCZOS))
-    canvas = np.zeros((28, 28), np.uint8)
-    top, left = (28 - small.shape[0]) // 2, (28 - small.shape[1]) // 2
-    canvas[top : top + small.shape[0], left : left + small.shape[1]] = small
-    return canvas
 
 
 def project_2d(z: np.ndarray) -> tuple[np.ndarray, str, tuple[str, str]]:
@@ -161,32 +122,6 @@ def project_2d(z: np.ndarray) -> tuple[np.ndarray, str, tuple[str, str]]:
     return (centred @ components[:2].T).astype(np.float32), what, ("PC 1", "PC 2")
 
 
-def _check_image_bytes(size: int, name: str) -> None:
-    if size > MAX_IMAGE_BYTES:
-        raise TooLargeError(f"image {name} is {size:,} bytes; at most {MAX_IMAGE_BYTES:,} are read")
-
-
-def _read_gray(data: bytes, name: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as source:  # reads the header only
-            width, height = source.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise TooLargeError(
-                    f"image {name} is {width}x{height} pixels; at most {MAX_IMAGE_PIXELS:,} are decoded"
-                )
-            return np.asarray(source.convert("L"), dtype=np.float32)
-    except VaeDigitsError:  # ours, from the checks above
-        raise
-    except UnidentifiedImageError:
-        raise VaeDigitsError(f"image {name} is not a {', '.join(IMAGE_FORMATS)} image") from None
-    except Image.DecompressionBombError:  # Pillow's own, larger limit, hit while reading the header
-        raise TooLargeError(f"image {name} has more than {MAX_IMAGE_PIXELS:,} pixels") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise VaeDigitsError(f"cannot read image {name} ({first_line(error)})") from None
-
-
 def clusters_png(g: Generator, images: np.ndarray, labels: np.ndarray) -> tuple[bytes, str]:
     """Scatter the test digits' z_mean coloured by their label, with a legend: (PNG bytes, projection).
 
@@ -199,7 +134,7 @@ def clusters_png(g: Generator, images: np.ndarray, labels: np.ndarray) -> tuple[
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    z_mean, _ = g.encode(images, labels if g.info.conditional else None)
+    z_mean, _ = g.encode(images, labels if g.manifest.conditional else None)
     points, projection, axis_names = project_2d(z_mean)
     figure, axis = plt.subplots(figsize=(8, 7), layout="constrained")
     colours = plt.get_cmap("tab10")
@@ -217,7 +152,7 @@ def clusters_png(g: Generator, images: np.ndarray, labels: np.ndarray) -> tuple[
     axis.set(
         xlabel=axis_names[0],
         ylabel=axis_names[1],
-        title=f"{g.info.kind.upper()} z_mean of {len(images):,} test digits ({projection})",
+        title=f"{g.manifest.kind.upper()} z_mean of {len(images):,} test digits ({projection})",
     )
     axis.legend(title="digit", markerscale=4, loc="best", framealpha=0.9)
     axis.grid(alpha=0.3)
@@ -233,7 +168,7 @@ def _digits(g: Generator, z: np.ndarray, label: int | None) -> np.ndarray:
 
 
 def _one_label(g: Generator, label: int | str | None) -> int | None:
-    if not g.info.conditional:
+    if not g.manifest.conditional:
         if label is not None:
             raise VaeDigitsError("this bundle is a plain VAE: it takes no labels")
         return None
@@ -246,5 +181,5 @@ def _one_label(g: Generator, label: int | str | None) -> int | None:
 
 
 def _need_cvae(g: Generator, what: str) -> None:
-    if not g.info.conditional:
+    if not g.manifest.conditional:
         raise VaeDigitsError(f"{what} needs a CVAE bundle; this one is a plain VAE")

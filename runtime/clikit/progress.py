@@ -64,9 +64,10 @@ class Progress:
         if self.bar is not None and self.task is not None:
             self.bar.advance(self.task, steps)
 
-    def update(self, completed: int) -> None:
+    def update(self, completed: int, total: int | None = None) -> None:
+        """Set the steps done (and the total, when it is known only now)."""
         if self.bar is not None and self.task is not None:
-            self.bar.update(self.task, completed=completed)
+            self.bar.update(self.task, completed=completed, total=total)
 
     def line(self, text: str) -> None:
         if self.bar is not None:

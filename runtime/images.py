@@ -1,4 +1,5 @@
-"""Writing digits: a PNG grid, one PNG per digit, or a .npy array; always atomically."""
+"""Digit images in and out: an uploaded or drawn digit read into MNIST's form (`read_digit`), model output
+turned into grey levels, and digits written as a PNG grid, one PNG per digit, or a .npy array, atomically."""
 
 from __future__ import annotations
 
@@ -10,10 +11,79 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_runtime.errors import VaeDigitsError
+from vae_runtime.errors import TooLargeError, VaeDigitsError, first_line
 from vae_runtime.fileio import atomic_write_bytes
 
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
+MAX_IMAGE_BYTES = 20 << 20
+MAX_IMAGE_PIXELS = 4096 * 4096
 OUTPUT_KINDS = "a .png file (one grid), a .npy file (the uint8 array) or a directory ending in /"
+
+
+def grey_levels(images: np.ndarray) -> np.ndarray:
+    """float32 images in [0, 1] -> uint8 grey levels, as `Generator.generate` returns them."""
+    return np.rint(images * 255.0).astype(np.uint8)
+
+
+def load_digit(path: Path) -> np.ndarray:
+    """A PNG/JPEG/BMP/WebP file of any size -> uint8 (28, 28), white digit on black, centred like MNIST.
+
+    The file is untrusted: its size, format and pixel count are checked before any pixel is decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VaeDigitsError(f"image {path} is not a file")
+    _check_image_bytes(path.stat().st_size, str(path))
+    return read_digit(path.read_bytes(), str(path))
+
+
+def read_digit(data: bytes, name: str = "upload") -> np.ndarray:
+    """`load_digit` for the bytes of an image (an upload), under the same checks; `name` is for messages."""
+    from PIL import Image
+
+    _check_image_bytes(len(data), name)
+    gray = _read_gray(data, name)
+    if np.median(gray) > 127:  # dark ink on light paper: invert to MNIST's white on black
+        gray = 255 - gray
+    ink = gray > 0.2 * gray.max() if gray.max() > 0 else None
+    if ink is None or not ink.any():
+        raise VaeDigitsError(f"image {name} is blank: no digit to encode")
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    crop = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    # MNIST: the digit fits a 20x20 box, centred in 28x28
+    scale = 20.0 / max(crop.shape)
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    small = np.asarray(Image.fromarray(crop.astype(np.uint8)).resize(size, Image.Resampling.LANCZOS))
+    canvas = np.zeros((28, 28), np.uint8)
+    top, left = (28 - small.shape[0]) // 2, (28 - small.shape[1]) // 2
+    canvas[top : top + small.shape[0], left : left + small.shape[1]] = small
+    return canvas
+
+
+def _check_image_bytes(size: int, name: str) -> None:
+    if size > MAX_IMAGE_BYTES:
+        raise TooLargeError(f"image {name} is {size:,} bytes; at most {MAX_IMAGE_BYTES:,} are read")
+
+
+def _read_gray(data: bytes, name: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as source:  # reads the header only
+            width, height = source.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise TooLargeError(
+                    f"image {name} is {width}x{height} pixels; at most {MAX_IMAGE_PIXELS:,} are decoded"
+                )
+            return np.asarray(source.convert("L"), dtype=np.float32)
+    except VaeDigitsError:  # ours, from the checks above
+        raise
+    except UnidentifiedImageError:
+        raise VaeDigitsError(f"image {name} is not a {', '.join(IMAGE_FORMATS)} image") from None
+    except Image.DecompressionBombError:  # Pillow's own, larger limit, hit while reading the header
+        raise TooLargeError(f"image {name} has more than {MAX_IMAGE_PIXELS:,} pixels") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise VaeDigitsError(f"cannot read image {name} ({first_line(error)})") from None
 
 
 def grid(digits: np.ndarray, columns: int, pad: int = 2, scale: int = 1) -> np.ndarray:
