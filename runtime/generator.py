@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from vae_runtime import inputs
+from vae_runtime import inputs, stream
 from vae_runtime.backends import Model
 from vae_runtime.bundle import (
     DEFAULT,
@@ -159,14 +159,15 @@ class Generator:
     ) -> npt.NDArray[np.uint8]:
         """Sample new digits. Same seed, same digits.
 
-        z is drawn with numpy's `default_rng(seed)`: from the bundle's prior (a Gaussian mixture per
+        z is drawn from the portable seeded stream (`vae_runtime.stream`: the same latents for a seed
+        in Python, the browser, vae-serve and C): from the bundle's prior (a Gaussian mixture per
         label) when it has one, else from N(0, I); its spread is scaled by `temperature`.
 
         Args:
             labels: For a CVAE, a label index, a label name, or a sequence (or integer array) of
                 them; None for every label. For a plain VAE, None.
             count: Digits per label (for a plain VAE, in all); at most 100,000 digits per call.
-            seed: A non-negative integer, or None for fresh randomness.
+            seed: An integer in 0 .. 2^64 - 1, or None for fresh randomness.
             temperature: A number in (0, 10]; None for the bundle's default temperature.
 
         Returns:
@@ -357,17 +358,17 @@ class Generator:
 
 
 def draw_latents(
-    seed: int | None,
+    seed: int,
     label_ids: np.ndarray | None,
     total: int,
     latent_dim: int,
     prior: Prior | None,
     scale: float,
 ) -> np.ndarray:
-    """`total` latents drawn with numpy's `default_rng(seed)`: N(0, I) noise, then (with a prior) the
-    mixture components of each row's label; the spread scaled by `scale` (the temperature)."""
-    rng = np.random.default_rng(seed)
-    noise = rng.standard_normal((total, latent_dim), dtype=np.float32)  # the same first draw either way
+    """`total` latents from the portable seeded stream (`vae_runtime.stream`, the same in the browser
+    and C): N(0, I) normals, then (with a prior) the mixture component of each row's label; the spread
+    scaled by `scale` (the temperature)."""
+    choosers, normals = stream.draws(seed, total, latent_dim)
     if prior is None:
-        return noise * scale
-    return prior.sample(label_ids, noise, rng.random(total), scale)
+        return (normals * scale).astype(np.float32)
+    return prior.sample(label_ids, normals, choosers, scale)

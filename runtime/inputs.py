@@ -6,6 +6,7 @@ models take, or raises a VaeDigitsError whose one line names the argument.
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Sequence
 from typing import Any, overload
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from vae_runtime.errors import VaeDigitsError
 from vae_runtime.manifest import MAX_TEMPERATURE, Manifest
+from vae_runtime.stream import MAX_SEED
 
 MAX_DIGITS = 100_000  # per call
 MAX_THREADS = 1024
@@ -105,11 +107,12 @@ def threads(value: Any) -> int:
     return int(value)
 
 
-def seed(value: Any) -> int | None:
+def seed(value: Any) -> int:
+    """A seed in 0 .. 2^64 - 1 (the portable stream's key); None draws a fresh one."""
     if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-        raise VaeDigitsError(f"seed must be a non-negative integer or None, not {value!r}")
+        return secrets.randbits(64)
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 0 <= value <= MAX_SEED:
+        raise VaeDigitsError(f"seed must be an integer in 0-{MAX_SEED} or None, not {value!r}")
     return int(value)
 
 

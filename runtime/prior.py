@@ -9,10 +9,10 @@ Format: {"format": "vae-digits-prior", "format_version": 1, "kind": "gmm", "late
 {"weights": [K], "means": [K x d], "cholesky": [K x d x d] lower-triangular factors of the covariances}],
 "fitted_on": {...}}.
 
-Sampling, in this order (another runtime, the browser's included, picks components by the same rule):
-eps = rng.standard_normal((n, d), float32), then u = rng.random(n); row i takes component
-k = #{j : cumsum(weights)[j] <= u[i]} (capped at K - 1), so a zero-weight component is never chosen,
-and z = means[k] + temperature * cholesky[k] @ eps[i].
+Sampling (the portable stream of vae_runtime.stream gives each row its normals eps and its uniform u;
+the browser and C follow the same rule): row i takes component k = #{j : cumsum(weights)[j] <= u[i]}
+(capped at K - 1), so a zero-weight component is never chosen, and
+z = means[k] + temperature * cholesky[k] @ eps[i], in float64, then rounded to float32.
 """
 
 from __future__ import annotations
