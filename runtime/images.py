@@ -13,10 +13,12 @@ import numpy as np
 
 from vae_runtime.errors import TooLargeError, VaeDigitsError, first_line
 from vae_runtime.fileio import atomic_write_bytes
+from vae_runtime.spec import SPEC
 
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
 MAX_IMAGE_BYTES = 20 << 20
 MAX_IMAGE_PIXELS = 4096 * 4096
+DIGIT = SPEC["digit"]  # how an image becomes a 28x28 digit: the browser library prepares it the same way
 OUTPUT_KINDS = "a .png file (one grid), a .npy file (the uint8 array) or a directory ending in /"
 
 
@@ -38,26 +40,40 @@ def load_digit(path: Path) -> np.ndarray:
 
 
 def read_digit(data: bytes, name: str = "upload") -> np.ndarray:
-    """`load_digit` for the bytes of an image (an upload), under the same checks; `name` is for messages."""
-    from PIL import Image
+    """`load_digit` for the bytes of an image (an upload), under the same checks; `name` is for messages.
 
+    The preprocessing of the bundle spec's "digit", step for step as the browser library's `readDigit`:
+    grey by Pillow's luma, inverted when the median is above 127 (dark ink on light paper), cropped to
+    the ink (above a fifth of the brightest), scaled to fit 20x20 by area averaging, rounded half to even
+    and centred in 28x28.
+    """
     _check_image_bytes(len(data), name)
     gray = _read_gray(data, name)
-    if np.median(gray) > 127:  # dark ink on light paper: invert to MNIST's white on black
+    if np.median(gray) > DIGIT["invert_when_median_above"]:  # dark ink on light paper: MNIST's is white
         gray = 255 - gray
-    ink = gray > 0.2 * gray.max() if gray.max() > 0 else None
+    ink = gray > DIGIT["ink_threshold"] * gray.max() if gray.max() > 0 else None
     if ink is None or not ink.any():
         raise VaeDigitsError(f"image {name} is blank: no digit to encode")
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    crop = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    # MNIST: the digit fits a 20x20 box, centred in 28x28
-    scale = 20.0 / max(crop.shape)
-    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
-    small = np.asarray(Image.fromarray(crop.astype(np.uint8)).resize(size, Image.Resampling.LANCZOS))
-    canvas = np.zeros((28, 28), np.uint8)
-    top, left = (28 - small.shape[0]) // 2, (28 - small.shape[1]) // 2
-    canvas[top : top + small.shape[0], left : left + small.shape[1]] = small
+    crop = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float64)
+    scale = DIGIT["fit"] / max(crop.shape)  # MNIST: the digit fits a 20x20 box, centred in 28x28
+    height, width = (max(1, round(side * scale)) for side in crop.shape)
+    small = _area_weights(crop.shape[0], height) @ crop @ _area_weights(crop.shape[1], width).T
+    canvas = np.zeros((DIGIT["size"], DIGIT["size"]), np.uint8)
+    top, left = (DIGIT["size"] - height) // 2, (DIGIT["size"] - width) // 2
+    canvas[top : top + height, left : left + width] = np.rint(small)
     return canvas
+
+
+def _area_weights(source: int, out: int) -> np.ndarray:
+    """(out, source): each output cell averages the source pixels it covers, a partial pixel weighted by
+    its covered share (area averaging, as the browser library's resizeArea)."""
+    ratio = source / out
+    starts, ends = np.arange(out)[:, None] * ratio, (np.arange(out)[:, None] + 1) * ratio
+    pixels = np.arange(source)[None, :]
+    covered = np.minimum(ends, pixels + 1) - np.maximum(starts, pixels)
+    weights: np.ndarray = np.clip(covered, 0, None) / ratio
+    return weights
 
 
 def _check_image_bytes(size: int, name: str) -> None:

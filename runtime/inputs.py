@@ -14,9 +14,10 @@ import numpy as np
 
 from vae_runtime.errors import VaeDigitsError
 from vae_runtime.manifest import MAX_TEMPERATURE, Manifest
+from vae_runtime.spec import SPEC
 from vae_runtime.stream import MAX_SEED
 
-MAX_DIGITS = 100_000  # per call
+MAX_DIGITS: int = SPEC["arguments"]["max_digits"]  # per call (bundle_spec.json)
 MAX_THREADS = 1024
 
 Labels = int | str | Sequence[int | str] | np.ndarray | None

@@ -8,30 +8,34 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 from vae_runtime.errors import BundleError
 from vae_runtime.jsonfields import boolean, bounded_int, int_list, is_dim, mapping, one_of
+from vae_runtime.spec import SPEC
 
-MANIFEST = "manifest.json"
-FORMAT = "vae-digits-bundle"
-FORMAT_VERSION = 1
-MAX_MANIFEST_BYTES = 1 << 20
+_SPEC = SPEC["manifest"]  # bundle_spec.json: the limits the browser library checks too
+MANIFEST: str = _SPEC["file"]
+FORMAT: str = _SPEC["format"]
+FORMAT_VERSION: int = _SPEC["format_version"]
+MAX_MANIFEST_BYTES: int = _SPEC["max_bytes"]
 # Hard limits, checked before anything is sized from a manifest (README: "what is checked on load").
-MAX_LATENT_DIM = 256
-MAX_CLASSES = 256
-MAX_FILES = 64
-MAX_FILE_BYTES = 256 << 20
-MAX_NAME_CHARS = 128
-MAX_BATCH_SIZE = 4096
-MAX_TEMPERATURE = 10.0
-IMAGE_SHAPE = (28, 28, 1)
-KINDS = ("vae", "cvae")
-ROLES = ("encoder", "decoder")
-PRIOR = "prior"  # the role of a fitted latent prior (prior.json), sampled by `Generator.generate`
-FORMATS = {"onnx": ".onnx", "tflite": ".tflite", "json": ".json"}
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+MAX_LATENT_DIM: int = _SPEC["max_latent_dim"]
+MAX_CLASSES: int = _SPEC["max_classes"]
+MAX_FILES: int = _SPEC["max_files"]
+MAX_FILE_BYTES: int = _SPEC["max_file_bytes"]
+MAX_NAME_CHARS: int = _SPEC["max_name_chars"]
+MAX_NOTE_CHARS: int = _SPEC["max_note_chars"]
+MAX_TENSORS: int = _SPEC["max_tensors"]
+MAX_AXES: int = _SPEC["max_axes"]
+MAX_BATCH_SIZE: int = _SPEC["max_batch_size"]
+MAX_TEMPERATURE: float = _SPEC["max_temperature"]
+IMAGE_SHAPE: tuple[int, int, int] = tuple(_SPEC["image_shape"])
+KINDS: tuple[str, ...] = tuple(_SPEC["kinds"])
+ROLES: tuple[str, ...] = tuple(_SPEC["roles"])
+PRIOR: str = _SPEC["prior_role"]  # the role of a fitted latent prior (prior.json), sampled by `generate`
+FORMATS: dict[str, str] = _SPEC["formats"]
+PRECISIONS: tuple[str, ...] = tuple(_SPEC["precisions"])
 Shapes = dict[str, tuple[int | str, ...]]  # tensor name -> shape, "batch" on the dynamic axis
 
 
@@ -299,8 +303,7 @@ def _model_file(data: Any) -> ModelFile:
     if not isinstance(data, dict):
         raise BundleError("each entry of manifest 'files' must be an object")
     path = _string(data, "path")
-    pure = PurePosixPath(path)
-    if pure.is_absolute() or len(pure.parts) != 1 or pure.name in ("", ".", "..") or "\\" in path:
+    if any(c in path for c in "/\\\0") or path in (".", ".."):
         raise BundleError(
             f"manifest file name {path[:MAX_NAME_CHARS]!r} must be a plain name inside the bundle"
         )
@@ -322,7 +325,7 @@ def _model_file(data: Any) -> ModelFile:
         default=boolean(data, "default", True),
         parity=mapping(data, "parity"),
         speed=mapping(data, "speed"),
-        note=str(data.get("note", ""))[:1000],
+        note=str(data.get("note", ""))[:MAX_NOTE_CHARS],
         batch_sizes=_batch_sizes(data.get("batch_sizes", [])),
         recommended=boolean(data, "recommended", False),
     )
@@ -330,14 +333,14 @@ def _model_file(data: Any) -> ModelFile:
 
 def _tensors(data: dict[str, Any], key: str) -> tuple[TensorSpec, ...]:
     items = data.get(key)
-    if not isinstance(items, list) or len(items) > 8:
-        raise BundleError(f"manifest field {key!r} must be a list of at most 8 tensors")
+    if not isinstance(items, list) or len(items) > MAX_TENSORS:
+        raise BundleError(f"manifest field {key!r} must be a list of at most {MAX_TENSORS} tensors")
     specs = []
     for item in items:
         if not isinstance(item, dict):
             raise BundleError(f"manifest field {key!r} must list objects")
         shape = item.get("shape")
-        if not isinstance(shape, list) or len(shape) > 8 or not all(is_dim(d) for d in shape):
+        if not isinstance(shape, list) or len(shape) > MAX_AXES or not all(is_dim(d) for d in shape):
             raise BundleError(f"manifest shape of tensor in {key!r} must list sizes or 'batch'")
         specs.append(TensorSpec(_string(item, "name"), tuple(shape), _string(item, "dtype")))
     return tuple(specs)

@@ -27,11 +27,16 @@ from typing import Any
 import numpy as np
 
 from vae_runtime.errors import BundleError
+from vae_runtime.spec import SPEC
 
-FORMAT = "vae-digits-prior"
-MAX_PRIOR_BYTES = 8 << 20
-MAX_COMPONENTS = 64
-MAX_NUMBERS = 2_000_000  # labels x components x latent_dim^2, checked before any array is built
+_SPEC = SPEC["prior"]  # bundle_spec.json: the limits the browser library checks too
+FORMAT: str = _SPEC["format"]
+VERSION: int = _SPEC["format_version"]
+KIND: str = _SPEC["kind"]
+MAX_PRIOR_BYTES: int = _SPEC["max_bytes"]
+MAX_COMPONENTS: int = _SPEC["max_components"]
+MAX_NUMBERS: int = _SPEC["max_numbers"]  # labels x components x latent_dim^2, checked before arrays are built
+WEIGHTS_TOLERANCE: float = _SPEC["weights_tolerance"]  # how far from 1 the weights of a mixture may sum
 Bad = Callable[[str], BundleError]  # names the file in a BundleError's message
 
 
@@ -60,10 +65,14 @@ class Prior:
         def bad(what: str) -> BundleError:
             return BundleError(f"{name}: {what}")
 
-        if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("format_version") != 1:
-            raise bad(f"not a {FORMAT} version 1 file")
-        if data.get("kind") != "gmm" or data.get("latent_dim") != latent_dim:
-            raise bad(f"must be a kind 'gmm' prior of latent_dim {latent_dim}, as the bundle")
+        if (
+            not isinstance(data, dict)
+            or data.get("format") != FORMAT
+            or data.get("format_version") != VERSION
+        ):
+            raise bad(f"not a {FORMAT} version {VERSION} file")
+        if data.get("kind") != KIND or data.get("latent_dim") != latent_dim:
+            raise bad(f"must be a kind '{KIND}' prior of latent_dim {latent_dim}, as the bundle")
         if data.get("labels") != list(labels):
             raise bad("its labels differ from the bundle's")
         mixtures = data.get("mixtures")
@@ -98,7 +107,7 @@ def _mixture(mixture: dict[str, Any], components: int, latent_dim: int, bad: Bad
     weights = _array(mixture.get("weights"), (components,), bad)
     means = _array(mixture.get("means"), (components, latent_dim), bad)
     cholesky = _array(mixture.get("cholesky"), (components, latent_dim, latent_dim), bad)
-    if (weights < 0).any() or not math.isclose(weights.sum(), 1.0, abs_tol=1e-4):
+    if (weights < 0).any() or not math.isclose(weights.sum(), 1.0, abs_tol=WEIGHTS_TOLERANCE):
         raise bad("mixture weights must be >= 0 and sum to 1")
     if np.triu(cholesky, k=1).any() or not (np.diagonal(cholesky, axis1=1, axis2=2) > 0).all():
         raise bad("cholesky factors must be lower-triangular with a positive diagonal")

@@ -33,6 +33,7 @@ PAGE_FILES = {
     "style.css",
     "app.js",
     "vae-digits.js",
+    *(f"lib/{module.name}" for module in (WEB / "lib").glob("*.js")),
     "ort.wasm.bundle.min.mjs",
     "ort-wasm-simd-threaded.wasm",
 }

@@ -26,7 +26,14 @@ from vae_runtime.bundle import embedded_bundle
 APP = Path(__file__).parent / "web_app"
 ORT = WEB / "node_modules" / "onnxruntime-web"
 TOOLS = WEB / "node_modules" / ".bin"
-PACKAGE_FILES = {"package/package.json", "package/vae-digits.js", "package/types/vae-digits.d.ts"}
+MODULES = sorted(path.name for path in (WEB / "lib").glob("*.js"))
+PACKAGE_FILES = {
+    "package/package.json",
+    "package/vae-digits.js",
+    "package/types/vae-digits.d.ts",
+    *(f"package/lib/{name}" for name in MODULES),
+    *(f"package/types/lib/{name.removesuffix('.js')}.d.ts" for name in MODULES),
+}
 
 site = load_web_site()
 
@@ -76,11 +83,16 @@ def test_the_tarball_holds_the_library_and_its_types_only(tarball):
     with tarfile.open(tarball) as packed:
         assert set(packed.getnames()) == PACKAGE_FILES
         library = packed.extractfile("package/vae-digits.js").read()
+        modules = {name: packed.extractfile(f"package/lib/{name}").read() for name in MODULES}
         types = packed.extractfile("package/types/vae-digits.d.ts").read().decode()
+        errors = packed.extractfile("package/types/lib/errors.d.ts").read().decode()
         manifest = json.load(packed.extractfile("package/package.json"))
     assert library == (WEB / "vae-digits.js").read_bytes()
-    for name in ("class Generator", "class BundleError", "class VaeDigitsError"):
-        assert f"export declare {name}" in types
+    assert modules == {name: (WEB / "lib" / name).read_bytes() for name in MODULES}
+    assert "export declare class Generator" in types
+    assert 'export { BundleError, VaeDigitsError } from "./lib/errors.js";' in types
+    for name in ("class BundleError", "class VaeDigitsError"):
+        assert f"export declare {name}" in errors
     for name in ("LoadOptions", "SampleOptions", "Manifest", "Labels"):
         assert f"export type {name} =" in types
     assert manifest["exports"]["."] == {"types": "./types/vae-digits.d.ts", "default": "./vae-digits.js"}
@@ -93,7 +105,7 @@ def test_a_typescript_app_type_checks_against_the_packages_types(app):
     # src/main.ts also holds misuses marked @ts-expect-error: were the types `any`, tsc would fail
     _npm("run", "typecheck", cwd=app)
     installed = app / "node_modules" / "vae-digits"
-    assert sorted(p.name for p in installed.iterdir()) == ["package.json", "types", "vae-digits.js"]
+    assert sorted(p.name for p in installed.iterdir()) == ["lib", "package.json", "types", "vae-digits.js"]
 
 
 def test_the_bundled_app_draws_vae_runtimes_digits_on_threads(browser, app_url):

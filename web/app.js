@@ -1,6 +1,6 @@
 // The demo page: a latent pad, seeded samples, an interpolation and a drawing canvas on one bundle.
 // Everything runs through vae-digits.js; window.vaeDigits exposes it to tests and benchmarks.
-import { Generator, PIXELS, VaeDigitsError, mnistLike, toGreyLevels } from "./vae-digits.js";
+import { Generator, PIXELS, VaeDigitsError, readDigit, toGreyLevels } from "./vae-digits.js";
 
 const $ = (id) => document.getElementById(id);
 const SIDE = 28;
@@ -624,9 +624,7 @@ function stroke(context, from, to) {
 async function renderRestyle() {
   const g = state.generator;
   const canvas = $("draw");
-  const { data } = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
-  const grey = Uint8Array.from({ length: canvas.width * canvas.height }, (_, p) => data[p * 4]);
-  const pixels = mnistLike(grey, canvas.width, canvas.height);
+  const pixels = readDigit(canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height));
   if (!pixels) return;
   const label = g.conditional ? Number($("draw-label").value) : null;
   const { zMean } = await g.encode(pixels, label);

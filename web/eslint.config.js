@@ -6,8 +6,8 @@ export default [
   { ignores: ["node_modules/", "types/"] },
   js.configs.recommended,
   {
-    files: ["*.js"],
-    languageOptions: { ecmaVersion: 2024, sourceType: "module", globals: globals.browser },
+    files: ["*.js", "lib/*.js"],
+    languageOptions: { ecmaVersion: 2025, sourceType: "module", globals: globals.browser },
     rules: { "no-unused-vars": ["error", { caughtErrors: "none" }], eqeqeq: "error", "prefer-const": "error" },
   },
 ];

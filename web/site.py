@@ -47,6 +47,7 @@ WEB = Path(__file__).resolve().parent
 ORT_DIST = WEB / "node_modules" / "onnxruntime-web" / "dist"
 ORT_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
 PAGE_FILES = ("index.html", "app.js", "style.css", "vae-digits.js")
+LIBRARY = "lib"  # the modules vae-digits.js imports, copied to the same place in the site
 CONFIG_MARK = '<script type="application/json" id="site-config">{"bundles": []}</script>'
 ISOLATION_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
@@ -166,6 +167,9 @@ def copy_bundle(source: Path, target: Path) -> None:
 def write_page(site: Path, bundles: list[str]) -> None:
     for name in PAGE_FILES:
         shutil.copyfile(WEB / name, site / name)
+    (site / LIBRARY).mkdir()
+    for module in sorted((WEB / LIBRARY).glob("*.js")):
+        shutil.copyfile(module, site / LIBRARY / module.name)
     for name in ORT_FILES:
         shutil.copyfile(ORT_DIST / name, site / name)
     page = (site / "index.html").read_text(encoding="utf-8")
