@@ -237,7 +237,7 @@ def test_library_rejects_bad_input_with_one_line_errors(open_page):
         "VaeDigitsError: images must hold N x 784 pixels (28 x 28 each), not 700",
         "VaeDigitsError: float images must be finite and within [0, 1] (or pass a Uint8Array of 0-255)",
         "VaeDigitsError: count must be a positive integer, not 0",
-        "VaeDigitsError: seed must be a non-negative integer or null, not -1",
+        "VaeDigitsError: seed must be an integer in 0-18446744073709551615 or null, not -1",
         "VaeDigitsError: temperature 11 is above the limit of 10",
     ]
     assert page.run(script, calls) == expected
@@ -560,7 +560,7 @@ def test_the_prior_picks_components_and_scales_as_vae_runtime(open_page):
     u[:4] = [0.0, 0.25, 0.2499999, 1 - 1e-12]  # the edges of the components' intervals
     labels = rng.integers(0, 10, 500)
     script = """([labels, eps, u]) => Array.from(window.vaeDigits.generator.prior.sample(
-        Int32Array.from(labels), Float32Array.from(eps), Float64Array.from(u), 0.7))"""
+        Int32Array.from(labels), Float64Array.from(eps), Float64Array.from(u), 0.7))"""
     z = np.array(page.run(script, [labels.tolist(), eps.reshape(-1).tolist(), u.tolist()]), np.float32)
     expected = Prior.from_dict(_prior(), 2, tuple(PRIOR_LABELS)).sample(labels, eps, u, 0.7)
     np.testing.assert_allclose(z.reshape(-1, 2), expected, atol=1e-6)

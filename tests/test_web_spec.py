@@ -25,7 +25,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from conftest import WEB, load_web_site, unavailable
-from vae_runtime import Generator, VaeDigitsError
+from vae_runtime import Generator, VaeDigitsError, stream
 from vae_runtime.bundle import embedded_bundle
 from vae_runtime.images import read_digit
 from vae_runtime.manifest import Manifest
@@ -411,7 +411,7 @@ def test_an_image_becomes_the_same_digit_in_python_and_in_the_browser(page, mnis
             digit = np.array(page.evaluate(script, [base64.b64encode(png).decode(), source])).reshape(28, 28)
             assert np.abs(digit - expected).max() <= 1, what
             assert (digit != expected).mean() <= 0.01, what  # within one at rounding ties only
-        assert expected.max() > 150, what  # a digit, not noise: light ink on black
+        assert expected.max() > 120, what  # a digit, not noise: light ink on black
 
 
 def test_a_blank_image_is_no_digit_in_either(page):
@@ -440,3 +440,28 @@ def test_a_digit_drawn_on_the_page_is_read_as_vae_runtime_reads_its_png(page):
     expected = read_digit(base64.b64decode(url.split(",", 1)[1]), "drawing")
     assert np.abs(drawn - expected.astype(int)).max() <= 1
     assert drawn.max() > 200 and (drawn > 50).sum() > 30
+
+
+# ---- the portable seeded stream (docs/stream.md) ----
+
+
+@pytest.mark.parametrize(("seed", "start"), [(0, 0), (2**53 - 1, 7), (2**64 - 1, 4_000_000_000)])
+def test_the_stream_draws_the_same_numbers_in_python_and_in_the_browser(page, seed, start):
+    script = """async ([seed, start]) => {
+        const { draws } = await import("./lib/stream.js");
+        const { choosers, normals } = draws(BigInt(seed), 5, 16, start);
+        return [Array.from(choosers), Array.from(normals)];
+    }"""
+    choosers, normals = page.evaluate(script, [str(seed), start])
+    expected = stream.draws(seed, 5, 16, start)
+    np.testing.assert_array_equal(choosers, expected[0])  # the integers and uniforms are exact
+    np.testing.assert_allclose(normals, expected[1].ravel(), rtol=1e-14)  # libm's last bit
+
+
+def test_a_seed_gives_the_same_latents_as_vae_runtime(page):
+    g = Generator.load(embedded_bundle("cvae"), backend="onnx")
+    script = """([seed]) => Array.from(window.vaeDigits.generator.sample([3, 8], { count: 50, seed }).z)"""
+    z = np.array(page.evaluate(script, [12345]), np.float32).reshape(-1, 2)
+    expected = g.sample([3, 8], count=50, seed=12345).z
+    assert (np.abs(z - expected) <= np.spacing(np.abs(expected))).all()  # within float32 rounding
+    assert (z == expected).mean() > 0.99

@@ -36,7 +36,7 @@ import { directoryUrl, fetchManifest, fetchVerified, parseJson } from "./lib/dow
 import { findFile, parseManifest } from "./lib/manifest.js";
 import { openModel, runtimeVersion, startRuntime, threadsInUse } from "./lib/onnx.js";
 import { parsePrior } from "./lib/prior.js";
-import { Random } from "./lib/random.js";
+import { draws } from "./lib/stream.js";
 import { SPEC } from "./lib/spec.js";
 
 /** @import { Feed, Model } from "./lib/onnx.js" */
@@ -206,8 +206,9 @@ export class Generator {
    *
    * labels: for a CVAE a label, a label name or an array of them (null: every label), each drawn
    *   `count` times, label by label; null for a plain VAE (`count` digits).
-   * seed: a non-negative integer: the same seed gives the same digits on every load (the stream is
-   *   this library's, xoshiro128**, not numpy's: a seed draws other digits than in Python).
+   * seed: an integer in 0 .. 2^64 - 1 (a safe integer or a bigint): the same seed gives the same
+   *   digits on every load, and the same latents as vae_runtime, vae-serve and the C library
+   *   (the portable stream of docs/stream.md).
    * temperature: the spread of z (null: the bundle's default_temperature).
    *
    * Example:
@@ -224,7 +225,8 @@ export class Generator {
 
   /**
    * The latents `generate` decodes: { z: Float32Array(N * latent_dim), labelIds: Int32Array | null }.
-   * z comes from the bundle's prior (a Gaussian mixture per label) when it has one, else N(0, I).
+   * z comes from the bundle's prior (a Gaussian mixture per label) when it has one, else N(0, I), drawn
+   * from the portable seeded stream (docs/stream.md): the same latents as vae_runtime for the same seed.
    *
    * @param {Labels} [labels]
    * @param {SampleOptions} [options]
@@ -238,11 +240,10 @@ export class Generator {
     if (total > MAX_DIGITS)
       throw new VaeDigitsError(`${total} digits asked for; at most ${MAX_DIGITS} per call`);
     const labelIds = ids && Int32Array.from({ length: total }, (_, i) => ids[Math.floor(i / copies)]);
-    const random = new Random(checkSeed(seed));
-    const eps = random.normals(total * this.latentDim); // first the noise, then the components: as Python
+    const { choosers, normals } = draws(checkSeed(seed), total, this.latentDim); // docs/stream.md
     const z = this.prior
-      ? this.prior.sample(labelIds, eps, random.uniforms(total), spread)
-      : eps.map((value) => value * spread);
+      ? this.prior.sample(labelIds, normals, choosers, spread)
+      : Float32Array.from(normals, (value) => value * spread);
     return { z, labelIds };
   }
 
@@ -387,7 +388,7 @@ function modelEntry(info, role, precision) {
  * Options of `generate` and `sample`.
  * @typedef {object} SampleOptions
  * @property {number} [count] digits per label (per call for a plain VAE), default 1
- * @property {number | null} [seed] a non-negative safe integer; null draws a fresh seed
+ * @property {number | bigint | null} [seed] 0 .. 2^64 - 1 (docs/stream.md); null draws a fresh seed
  * @property {number | null} [temperature] the spread of z, in (0, 10]; null: the bundle's default
  */
 /**

@@ -2,6 +2,7 @@
 import { VaeDigitsError } from "./errors.js";
 import { PIXELS } from "./digit.js";
 import { SPEC } from "./spec.js";
+import { MAX_STREAM_SEED } from "./stream.js";
 
 /** @import { Label, LoadOptions } from "../vae-digits.js" */
 
@@ -99,14 +100,17 @@ export function checkTemperature(value) {
 }
 
 /**
- * @param {number | null | undefined} value
- * @returns {number}
+ * A seed of the portable stream: 0 .. 2^64 - 1, as a safe integer or a bigint; null draws a fresh one.
+ * @param {number | bigint | null | undefined} value
+ * @returns {number | bigint}
  */
 export function checkSeed(value) {
-  if (value === null || value === undefined) return crypto.getRandomValues(new Uint32Array(1))[0];
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new VaeDigitsError(`seed must be a non-negative integer or null, not ${value}`);
+  if (value === null || value === undefined) {
+    const [low, high] = crypto.getRandomValues(new Uint32Array(2));
+    return (BigInt(high) << 32n) | BigInt(low);
   }
+  const valid = typeof value === "bigint" ? value >= 0n && value <= MAX_STREAM_SEED : Number.isSafeInteger(value) && value >= 0;
+  if (!valid) throw new VaeDigitsError(`seed must be an integer in 0-${MAX_STREAM_SEED} or null, not ${value}`);
   return value;
 }
 

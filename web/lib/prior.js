@@ -127,7 +127,7 @@ export class Prior {
   /** z for each row: component k of its label's mixture, k = #{j : cumulative[j] <= u} (capped),
    * then means[k] + temperature * cholesky[k] @ eps: the rule of vae_runtime.prior.Prior.sample.
    * @param {Int32Array | null} labelIds
-   * @param {Float32Array} eps
+   * @param {Float64Array} eps
    * @param {Float64Array} uniforms
    * @param {number} temperature
    * @returns {Float32Array}
