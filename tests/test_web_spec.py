@@ -411,7 +411,7 @@ def test_an_image_becomes_the_same_digit_in_python_and_in_the_browser(page, mnis
             digit = np.array(page.evaluate(script, [base64.b64encode(png).decode(), source])).reshape(28, 28)
             assert np.abs(digit - expected).max() <= 1, what
             assert (digit != expected).mean() <= 0.01, what  # within one at rounding ties only
-        assert expected.max() > 120, what  # a digit, not noise: light ink on black
+        assert expected.max() > 40 and (expected > 0).sum() >= 20, what  # ink on black, not blank
 
 
 def test_a_blank_image_is_no_digit_in_either(page):
