@@ -185,7 +185,7 @@ class Generator:
             (4, 28, 28)
         """
         latents = self.sample(labels, count=count, seed=seed, temperature=temperature)
-        return grey_levels(self.decode_batch([latents])[0])
+        return grey_levels(self._decode(latents))  # decode_batch of one, less its joins
 
     def sample(
         self,

@@ -17,6 +17,7 @@ z = means[k] + temperature * cholesky[k] @ eps[i], in float64, then rounded to f
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -96,11 +97,15 @@ class Prior:
         """z for each row: component k of its label's mixture with probability weights[k] (chosen by
         the uniform draw `u`), then means[k] + temperature * cholesky[k] @ eps."""
         rows = np.zeros(len(eps), np.int64) if label_ids is None else np.asarray(label_ids)
-        cumulative = np.cumsum(self.weights, axis=1)[rows]
-        chosen = np.minimum((cumulative <= u[:, None]).sum(axis=1), self.weights.shape[1] - 1)
+        passed = np.add.reduce(self._cumulative_weights[rows] <= u[:, None], axis=1)  # the ufunc: no wrapper
+        chosen = np.minimum(passed, self.weights.shape[1] - 1)
         scale = self.cholesky[rows, chosen]
         z: np.ndarray = self.means[rows, chosen] + temperature * np.einsum("nij,nj->ni", scale, eps)
         return z.astype(np.float32)
+
+    @functools.cached_property
+    def _cumulative_weights(self) -> np.ndarray:
+        return np.cumsum(self.weights, axis=1)
 
 
 def _mixture(mixture: dict[str, Any], components: int, latent_dim: int, bad: Bad) -> tuple[np.ndarray, ...]:

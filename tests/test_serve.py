@@ -4,14 +4,17 @@ a full queue and SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
+import os
 import signal
 import struct
 import subprocess
 import sys
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,52 +23,24 @@ import pytest
 pytest.importorskip("fastapi", reason='needs "vae-digits[serve]"')
 httpx = pytest.importorskip("httpx")
 
-from conftest import cli_argv, run_cli  # noqa: E402
+from conftest import run_cli  # noqa: E402
 from vae_runtime import Generator  # noqa: E402
 from vae_runtime.images import grey_levels, grid  # noqa: E402
-from vae_runtime.machine import free_port  # noqa: E402
+from vae_runtime.serve.process import ServeProcess  # noqa: E402
 
 
-class Server:
-    """`vae-serve --port PORT ARGS` in a subprocess on a free port; its log goes to a file."""
+def start(tmp_path_factory, name: str, *args: str) -> ServeProcess:
+    return ServeProcess(tmp_path_factory.mktemp(name) / "server.log", *args)
 
-    def __init__(self, log: Path, *args: str):
-        self.log = log
-        port = free_port()
-        with log.open("w") as sink:
-            argv = cli_argv("vae-serve", "--port", str(port), *args)
-            self.process = subprocess.Popen(argv, stderr=sink, stdout=sink)
-        self.url = f"http://127.0.0.1:{port}"
-        self.client = httpx.Client(base_url=self.url, timeout=60)
-        deadline = time.monotonic() + 180
-        while not self._ready():
-            assert self.process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the server was not ready in 180 s"
-            time.sleep(0.2)
 
-    def _ready(self) -> bool:
-        try:
-            return self.client.get("/readyz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def metric(self, name: str, **labels: str) -> float:
-        """A sample's value on /metrics (0 when absent)."""
-        wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
-        for line in self.client.get("/metrics").text.splitlines():
-            if line.startswith(f"{name}{{{wanted}}} " if wanted else f"{name} "):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=60)
+@functools.cache
+def client(server: ServeProcess) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=60)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    running = Server(tmp_path_factory.mktemp("serve") / "server.log", "--bundle", "cvae", "--bundle", "vae")
+    running = start(tmp_path_factory, "serve", "--bundle", "cvae", "--bundle", "vae")
     yield running
     running.stop()
     assert "Traceback" not in running.log.read_text()
@@ -116,10 +91,10 @@ def test_concurrent_seeded_requests_get_exactly_the_generators_digits(server, ge
 def test_json_and_png_replies_hold_the_same_digits(server, generators):
     body = {"labels": [2, 5], "count": 4, "seed": 7}
     expected = generators["cvae"].generate([2, 5], count=4, seed=7)
-    reply = server.client.post("/v1/generate", json={**body, "format": "json"}).json()
+    reply = client(server).post("/v1/generate", json={**body, "format": "json"}).json()
     assert reply["labels"] == ["2"] * 4 + ["5"] * 4 and reply["shape"] == [8, 28, 28]
     np.testing.assert_array_equal(np.array(reply["digits"], np.uint8), expected)
-    png = server.client.post("/v1/generate", json={**body, "format": "png"})
+    png = client(server).post("/v1/generate", json={**body, "format": "png"})
     assert png.headers["content-type"] == "image/png"
     from PIL import Image
 
@@ -129,25 +104,27 @@ def test_json_and_png_replies_hold_the_same_digits(server, generators):
 def test_decode_encode_and_bundles(server, generators):
     g = generators["cvae"]
     z = [[0.5, -1.0], [1.5, 0.25]]
-    floats = server.client.post("/v1/decode", json={"z": z, "labels": [3, 8], "values": "float"}).json()
+    floats = client(server).post("/v1/decode", json={"z": z, "labels": [3, 8], "values": "float"}).json()
     np.testing.assert_allclose(np.array(floats["digits"]), g.decode(np.array(z), [3, 8]), atol=1e-6)
-    grey = server.client.post("/v1/decode", json={"z": z, "labels": 3, "format": "npy"})
+    grey = client(server).post("/v1/decode", json={"z": z, "labels": 3, "format": "npy"})
     np.testing.assert_array_equal(np.load(io.BytesIO(grey.content)), grey_levels(g.decode(np.array(z), 3)))
-    png = server.client.post(
-        "/v1/generate", json={"labels": [4], "count": 1, "seed": 1, "format": "png"}
-    ).content
-    encoded = server.client.post("/v1/encode", params={"label": "4"}, content=png).json()
+    png = (
+        client(server)
+        .post("/v1/generate", json={"labels": [4], "count": 1, "seed": 1, "format": "png"})
+        .content
+    )
+    encoded = client(server).post("/v1/encode", params={"label": "4"}, content=png).json()
     from vae_runtime.images import read_digit
 
     z_mean, z_log_var = g.encode(read_digit(png)[None], [4])
     np.testing.assert_allclose(encoded["z_mean"], z_mean[0], atol=1e-5)
     np.testing.assert_allclose(encoded["z_log_var"], z_log_var[0], atol=1e-5)
-    listed = server.client.get("/v1/bundles").json()
+    listed = client(server).get("/v1/bundles").json()
     assert [(b["name"], b["kind"], b["latent_dim"], b["default"]) for b in listed] == [
         ("cvae", "cvae", 2, True),
         ("vae", "vae", 2, False),
     ]
-    assert server.client.get("/openapi.json").json()["paths"].keys() >= {"/v1/generate", "/v1/encode"}
+    assert client(server).get("/openapi.json").json()["paths"].keys() >= {"/v1/generate", "/v1/encode"}
 
 
 def png_bomb() -> bytes:
@@ -209,7 +186,7 @@ ERRORS = [
 def test_client_mistakes_get_a_status_and_one_line(server, method, path, request_args, status, message):
     route = path if path.startswith(("/v1/generate", "/v1/decode", "/v1/encode", "/v1/bundles")) else "other"
     before = server.metric("vae_serve_requests_total", route=route, status=str(status))
-    reply = server.client.request(method, path, **request_args)
+    reply = client(server).request(method, path, **request_args)
     assert reply.status_code == status, reply.text
     body = reply.json()
     assert list(body) == ["error"] and message in body["error"] and "\n" not in body["error"]
@@ -219,7 +196,7 @@ def test_client_mistakes_get_a_status_and_one_line(server, method, path, request
 def test_health_metrics_and_no_traceback_for_client_mistakes(server):
     before = server.metric("vae_serve_requests_total", route="/healthz", status="200")
     for _ in range(3):
-        assert server.client.get("/healthz").json() == {"status": "alive"}
+        assert client(server).get("/healthz").json() == {"status": "alive"}
     assert server.metric("vae_serve_requests_total", route="/healthz", status="200") == before + 3
     assert server.metric("vae_serve_request_seconds_count", route="/healthz") >= 3
     assert server.metric("vae_serve_queue_rows", bundle="cvae") == 0
@@ -230,10 +207,7 @@ def test_health_metrics_and_no_traceback_for_client_mistakes(server):
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory):
     """Batches wait a second for company, and 16 rows fill the queue."""
-    running = Server(
-        tmp_path_factory.mktemp("slow") / "server.log",
-        *("--bundle", "vae", "--max-wait-ms", "1000", "--max-queue", "16"),
-    )
+    running = start(tmp_path_factory, "slow", "--bundle", "vae", "--max-wait-ms", "1000", "--max-queue", "16")
     yield running
     running.stop()
 
@@ -307,3 +281,102 @@ def test_the_runtime_imports_no_server_library():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert json.loads(result.stdout.strip().replace("'", '"')) == [], result.stderr
+
+
+BIG_JSON = """
+import sys, time, urllib.request
+url, stop = sys.argv[1], time.monotonic() + float(sys.argv[2])
+body = b'{"labels": [3], "count": 1024, "seed": 1}'
+answers = 0
+while time.monotonic() < stop:
+    with urllib.request.urlopen(urllib.request.Request(url, body), timeout=60) as reply:
+        answers += len(reply.read()) > 2_000_000
+print(answers)
+"""
+
+
+def test_big_json_answers_do_not_stall_small_requests(server):
+    """Two clients fetch 1,024-digit JSON answers (800,000 numbers each) while two others send single
+    digits: the small requests are not held up while the big answers are written."""
+    seconds = 4.0
+    big = [
+        subprocess.Popen(
+            [sys.executable, "-c", BIG_JSON, f"{server.url}/v1/generate", str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+
+    def small(seed: int) -> list[float]:
+        latencies = []
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            stop = time.monotonic() + seconds
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                reply = http.post("/v1/generate", json={"labels": [seed], "count": 1, "format": "npy"})
+                latencies.append(time.perf_counter() - started)
+                assert reply.status_code == 200, reply.text
+        return latencies
+
+    with ThreadPoolExecutor(2) as pool:
+        latencies = sorted(latency for client in pool.map(small, (1, 2)) for latency in client)
+    big_answers = [int(process.communicate(timeout=120)[0]) for process in big]
+    assert min(big_answers) >= 3, big_answers  # the big answers were being written all along
+    p99 = latencies[int(0.99 * len(latencies))]
+    # JSON written on the event loop, or small batches queued behind the big ones' chunks: p99 0.5-0.7 s
+    assert len(latencies) >= 100 and p99 < 0.25, (len(latencies), p99)
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory):
+    flags = ("--workers", "2", "--bundle", "vae", "--max-wait-ms", "1000", "--max-queue", "4096")
+    running = start(tmp_path_factory, "workers", *flags)
+    yield running
+    running.stop()
+
+
+def test_workers_share_the_port_and_sum_their_metrics(workers, generators):
+    pids = workers.workers()
+    assert len(pids) == 2
+    cpu_before = [process_cpu(pid) for pid in pids]
+    sent = [{"count": 128, "seed": i, "format": "npy"} for i in range(24)]
+
+    async def each_on_its_own_connection() -> list:
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=workers.url, timeout=60, limits=limits) as http:
+            return await asyncio.gather(*(http.post("/v1/generate", json=body) for body in sent))
+
+    for body, reply in zip(sent, asyncio.run(each_on_its_own_connection()), strict=True):
+        assert reply.status_code == 200, reply.text
+        expected = generators["vae"].generate(count=128, seed=body["seed"])
+        np.testing.assert_array_equal(np.load(io.BytesIO(reply.content)), expected)
+    used = [process_cpu(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
+    assert min(used) > 0.02, used  # both workers decoded
+    for _ in range(4):  # whichever worker answers /metrics counts every worker's answers
+        assert workers.metric("vae_serve_requests_total", route="/v1/generate", status="200") == 24
+        assert workers.metric("vae_serve_batch_rows_sum", bundle="vae") == 24 * 128
+
+
+def test_sigterm_drains_every_worker_and_exits_0(workers):
+    pids = workers.workers()
+
+    async def drain() -> list:
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=workers.url, timeout=60, limits=limits) as http:
+            sent = [asyncio.create_task(http.post("/v1/generate", json={"count": 2})) for _ in range(8)]
+            while await asyncio.to_thread(workers.metric, "vae_serve_queue_rows") < 16:
+                await asyncio.sleep(0.02)  # until all eight wait for their batches (a second)
+            workers.process.send_signal(signal.SIGTERM)
+            return await asyncio.gather(*sent)
+
+    assert [reply.status_code for reply in asyncio.run(drain())] == [200] * 8
+    assert workers.process.wait(timeout=60) == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    log = workers.log.read_text()
+    assert log.count("SIGTERM: draining") == 2 and "Traceback" not in log, log
+
+
+def process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

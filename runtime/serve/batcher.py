@@ -1,8 +1,10 @@
-"""Dynamic batching: decoder rows of concurrent requests to one bundle share one model call.
+"""Continuous batching: decoder rows of concurrent requests to one bundle share one model call.
 
-Like Triton's dynamic batcher (max_queue_delay) or Ray Serve's @serve.batch (batch_wait_timeout_s): the
-first waiting request opens a batch, which leaves after `max_wait` seconds or as soon as it holds
-`max_batch` rows. Rows waiting past `max_queue` are refused at once instead of piling up.
+A batch leaves as soon as the decoder is free: an idle decoder takes a lone request at once, and the
+requests that arrive while a call runs gather for the next one (up to `max_batch` rows), as Triton's
+and TorchServe's batchers do when no delay is set. `max_wait` > 0 holds an idle decoder that long for
+company instead (Triton's max_queue_delay). Rows waiting past `max_queue` are refused at once instead
+of piling up.
 """
 
 from __future__ import annotations
@@ -40,75 +42,93 @@ class _Job:
 
 
 @dataclass
-class Batcher:
-    """One bundle's queue of decoder rows and the task that feeds them to `decode` in batches.
+class _Lane:
+    """Jobs waiting for model calls that `calls` feed tasks make, each on a thread of `pool`."""
 
+    calls: int
+    jobs: deque[_Job] = field(default_factory=deque)
+    rows: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.pool = ThreadPoolExecutor(self.calls, thread_name_prefix="vae-serve")
+
+
+@dataclass
+class Batcher:
+    """One bundle's queue of decoder rows and the tasks that feed them to `decode` in batches.
+
+    A request of `max_batch` rows or more is a batch of its own: it waits in a lane of its own, decoded
+    beside the batches of small requests, so that these do not wait behind it. Each lane holds at most
+    `max_queue` waiting rows.
     batching=False: every request alone in its own model call, `calls` of them at once (the baseline).
-    on_batch(rows, seconds) is told the size and the wall time of every model call.
+    on_batch(rows, seconds) is told the size and the wall time of every model call, on_queue(rows) the
+    rows waiting whenever they change.
     """
 
     decode: DecodeBatch
-    max_batch: int = 256
-    max_wait: float = 0.002
-    max_queue: int = 4096
+    max_batch: int
+    max_wait: float
+    max_queue: int
     batching: bool = True
     calls: int = 1
     on_batch: Callable[[int, float], None] = lambda rows, seconds: None
-    _jobs: deque[_Job] = field(default_factory=deque)
-    _rows: int = 0
-    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    on_queue: Callable[[int], None] = lambda rows: None
     _full: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._pool = ThreadPoolExecutor(self.calls, thread_name_prefix="vae-serve")
+        self._small, self._large = _Lane(self.calls), _Lane(1)
 
     @property
     def waiting_rows(self) -> int:
-        return self._rows
+        return self._small.rows + self._large.rows
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._feed()) for _ in range(self.calls)]
+        lanes = [self._small] * self.calls + [self._large]
+        self._tasks = [asyncio.create_task(self._feed(lane)) for lane in lanes]
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._pool.shutdown(wait=True)
+        for lane in (self._small, self._large):
+            lane.pool.shutdown(wait=True)
 
     async def run(self, latents: Latents, deadline: float) -> np.ndarray:
         """The decoded images of `latents`; QueueFullError at once when the queue is full."""
-        if self._rows + len(latents) > self.max_queue:
-            raise QueueFullError(f"{self._rows} rows are waiting; the queue holds {self.max_queue}")
+        lane = self._large if len(latents) >= self.max_batch else self._small
+        if lane.rows + len(latents) > self.max_queue:
+            raise QueueFullError(f"{lane.rows} rows are waiting; the queue holds {self.max_queue}")
         job = _Job(latents, deadline)
-        self._jobs.append(job)
-        self._rows += len(latents)
-        self._arrived.set()
-        if self._rows >= self.max_batch:
+        lane.jobs.append(job)
+        lane.rows += len(latents)
+        self.on_queue(self.waiting_rows)
+        lane.arrived.set()
+        if self._small.rows >= self.max_batch:
             self._full.set()
         return await job.future
 
-    async def _feed(self) -> None:
+    async def _feed(self, lane: _Lane) -> None:
         while True:
-            await self._arrived.wait()
-            if self.batching and self._rows < self.max_batch:
+            await lane.arrived.wait()
+            if lane is self._small and self.batching and self.max_wait and lane.rows < self.max_batch:
                 # the first row waits at most max_wait for others to join it
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self.max_wait)
-            jobs = self._take()
+            jobs = self._take(lane)
             if jobs:
-                await self._decode(jobs)
+                await self._decode(lane, jobs)
 
-    def _take(self) -> list[_Job]:
+    def _take(self, lane: _Lane) -> list[_Job]:
         """The next batch: whole requests up to max_batch rows (one request at least), none expired."""
         jobs: list[_Job] = []
         rows = 0
         now = time.monotonic()
-        while self._jobs and (
-            not jobs or (self.batching and rows + len(self._jobs[0].latents) <= self.max_batch)
-        ):
-            job = self._jobs.popleft()
-            self._rows -= len(job.latents)
+        waiting = lane.jobs
+        while waiting and (not jobs or (self.batching and rows + len(waiting[0].latents) <= self.max_batch)):
+            job = waiting.popleft()
+            lane.rows -= len(job.latents)
             if job.future.done():  # the client went away
                 continue
             if job.deadline < now:
@@ -116,17 +136,18 @@ class Batcher:
                 continue
             jobs.append(job)
             rows += len(job.latents)
-        if not self._jobs:
-            self._arrived.clear()
-        if self._rows < self.max_batch:
+        self.on_queue(self.waiting_rows)
+        if not waiting:
+            lane.arrived.clear()
+        if self._small.rows < self.max_batch:
             self._full.clear()
         return jobs
 
-    async def _decode(self, jobs: list[_Job]) -> None:
+    async def _decode(self, lane: _Lane, jobs: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            images = await loop.run_in_executor(self._pool, self.decode, [job.latents for job in jobs])
+            images = await loop.run_in_executor(lane.pool, self.decode, [job.latents for job in jobs])
         except Exception as error:  # a model failure fails its requests, not the batcher
             for job in jobs:
                 if not job.future.done():

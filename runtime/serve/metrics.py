@@ -1,13 +1,21 @@
-"""vae-serve's Prometheus metrics, in a registry of their own (one per app)."""
+"""vae-serve's Prometheus metrics, in a registry of their own (one per app).
+
+With several worker processes (`vae-serve --workers N`), PROMETHEUS_MULTIPROC_DIR names a directory
+where every process writes its samples, and /metrics, whichever worker answers it, sums them all
+(prometheus-client's multiprocess mode).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
@@ -45,17 +53,24 @@ class Metrics:
             "Rows waiting for a decoder call, by bundle.",
             ["bundle"],
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.rejected = Counter(
             "vae_serve_rejected", "Requests refused with 503, by reason.", ["reason"], registry=self.registry
         )
+        # labels() takes a lock and builds a key on every call: each answer's children are looked up once
+        self._answers: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     def answered(self, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        children = self._answers.get((route, status))
+        if children is None:
+            children = self.requests.labels(route, str(status)), self.latency.labels(route)
+            self._answers[route, status] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
-    def watch_queue(self, bundle: str, rows: Callable[[], int]) -> None:
-        self.queue_rows.labels(bundle).set_function(rows)
+    def queue_counter(self, bundle: str) -> Callable[[int], None]:
+        return self.queue_rows.labels(bundle).set
 
     def batch_counter(self, bundle: str) -> Callable[[int, float], None]:
         rows, seconds = self.batch_rows.labels(bundle), self.decode_seconds.labels(bundle)
@@ -67,4 +82,8 @@ class Metrics:
         return observe
 
     def text(self) -> bytes:
-        return generate_latest(self.registry)
+        if MULTIPROCESS not in os.environ:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker)  # type: ignore[no-untyped-call]
+        return generate_latest(every_worker)

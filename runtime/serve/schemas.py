@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vae_runtime.manifest import MAX_TEMPERATURE
 
-MAX_LABELS = 1000
 MAX_ROWS = 100_000  # z rows of one /v1/decode body (the server's --max-queue bounds it further)
 
 Label = int | str
@@ -78,6 +77,10 @@ class BundleInfo(BaseModel):
     labels: list[str]
     default_temperature: float
     default: bool = Field(description="Taken when a request names no bundle.")
+
+
+class Status(BaseModel):
+    status: Literal["alive", "ready"]
 
 
 class Error(BaseModel):
