@@ -340,7 +340,8 @@ def test_workers_share_the_port_and_sum_their_metrics(workers, generators):
     pids = workers.workers()
     assert len(pids) == 2
     cpu_before = [process_cpu(pid) for pid in pids]
-    sent = [{"count": 128, "seed": i, "format": "npy"} for i in range(24)]
+    # under BULK_ROWS: the bulk route, chosen by timing in each process, may differ in the last bits
+    sent = [{"count": 100, "seed": i, "format": "npy"} for i in range(24)]
 
     async def each_on_its_own_connection() -> list:
         limits = httpx.Limits(max_keepalive_connections=0)
@@ -349,13 +350,13 @@ def test_workers_share_the_port_and_sum_their_metrics(workers, generators):
 
     for body, reply in zip(sent, asyncio.run(each_on_its_own_connection()), strict=True):
         assert reply.status_code == 200, reply.text
-        expected = generators["vae"].generate(count=128, seed=body["seed"])
+        expected = generators["vae"].generate(count=100, seed=body["seed"])
         np.testing.assert_array_equal(np.load(io.BytesIO(reply.content)), expected)
     used = [process_cpu(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
     assert min(used) > 0.02, used  # both workers decoded
     for _ in range(4):  # whichever worker answers /metrics counts every worker's answers
         assert workers.metric("vae_serve_requests_total", route="/v1/generate", status="200") == 24
-        assert workers.metric("vae_serve_batch_rows_sum", bundle="vae") == 24 * 128
+        assert workers.metric("vae_serve_batch_rows_sum", bundle="vae") == 24 * 100
 
 
 def test_sigterm_drains_every_worker_and_exits_0(workers):
