@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from vae_runtime.errors import DataError
 from vae_runtime.generator import Generator
 from vae_runtime.mnist import Mnist
 
@@ -150,6 +151,12 @@ def real_quality(
     tick = progress or (lambda: None)
     rng = np.random.default_rng(seed)
     label_ids = np.arange(len(DIGIT_LABELS))
+    fewest = min(label_ids, key=lambda i: int((mnist.y_train == i).sum()))
+    if per_label > (mnist.y_train == fewest).sum():
+        raise DataError(
+            f"--per-label {per_label} is more than the {(mnist.y_train == fewest).sum()} training digits "
+            f"of label {fewest} in {mnist.provenance['name']}"
+        )
     chosen = [rng.choice(np.flatnonzero(mnist.y_train == i), per_label, replace=False) for i in label_ids]
     tick()
     picked = np.concatenate(chosen)
