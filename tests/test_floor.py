@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA, run_cli
-from vae_runtime.generator import default_bundle
+from vae_runtime.bundle import embedded_bundle
 from vae_runtime.tools.evaluate import Judge, find_classifier, frechet_distance, real_quality
 
 PER_LABEL = 60  # mnist_small holds at least this many training digits of every label
@@ -14,7 +14,7 @@ PER_LABEL = 60  # mnist_small holds at least this many training digits of every 
 
 @pytest.fixture(scope="module")
 def judge():
-    return Judge(find_classifier(default_bundle()))
+    return Judge(find_classifier(embedded_bundle()))
 
 
 def test_the_floor_scores_per_label_training_digits_against_the_test_digits(judge, mnist):
