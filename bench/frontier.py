@@ -1,12 +1,13 @@
 """The quality / cost table of bundles: one row per bundle (and temperature), as README's frontier table.
 
     python bench/frontier.py runtime/bundles/cvae bench/bundles/cvae-hq bundles/x1 \
-        --data ../shared/data/mnist.npz [--temperature 0.6 --temperature 0.7] [--json out.json]
+        --data ../shared/data/mnist.npz [--temperature 0.6 --temperature 0.7] [--real] [--json out.json]
 
 Per bundle: the decoder's MFLOP per digit counted from its ONNX graph (bench/flops.py), the parameters of
 encoder and decoder, the bytes of every file the bundle ships, and `vae-eval --json`'s numbers: accuracy
 (overall and worst label) of an independent MNIST classifier, Frechet distance in its feature space,
-in-label diversity relative to real digits', and the test negative ELBO.
+in-label diversity relative to real digits', and the test negative ELBO. With --real, a first row for
+the floor: real training digits scored the same way (`vae-eval --real`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pathlib import Path
 
 import onnx
 
+from vae_runtime.bundle import embedded_bundle
 from vae_runtime.generator import Generator
 from vae_runtime.mnist import Mnist, load_mnist_file
-from vae_runtime.tools.evaluate import Judge, elbo_terms, find_classifier, generation_quality
+from vae_runtime.tools.evaluate import Judge, elbo_terms, find_classifier, generation_quality, real_quality
 
 sys.path.insert(0, str(Path(__file__).parent))
 from flops import graph_mflop
@@ -62,6 +64,15 @@ def rows(bundle: Path, mnist: Mnist, temperatures: list[float | None]) -> list[d
     return found
 
 
+QUALITY = ("accuracy", "worst_label_accuracy", "frechet_distance", "diversity_ratio")
+
+
+def floor_row(mnist: Mnist) -> dict:
+    """The real training digits' row (`vae-eval --real`): what no generator can beat."""
+    quality = real_quality(Judge(find_classifier(embedded_bundle())), mnist)
+    return {"bundle": "real training digits (the floor)", **{name: quality[name] for name in QUALITY}}
+
+
 def markdown(rows: list[dict]) -> str:
     lines = [
         "| bundle | T | decoder MFLOP | parameters (enc + dec) | bundle MB | accuracy | worst label "
@@ -70,13 +81,26 @@ def markdown(rows: list[dict]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r['bundle']} | {r['temperature']:g} | {r['decoder_mflop']:.1f} "
-            f"| {r['encoder_parameters'] / 1e3:.0f}k + {r['decoder_parameters'] / 1e3:.0f}k "
-            f"| {r['bundle_bytes'] / 1e6:.2f} | {100 * r['accuracy']:.2f} % "
+            f"| {r['bundle']} | {_cost(r)} | {100 * r['accuracy']:.2f} % "
             f"| {100 * r['worst_label_accuracy']:.1f} % | {r['frechet_distance']:.2f} "
-            f"| {100 * r['diversity_ratio']:.1f} % | {r['test_negative_elbo']:.1f} |"
+            f"| {100 * r['diversity_ratio']:.1f} % | {_elbo(r)} |"
         )
     return "\n".join(lines)
+
+
+def _elbo(row: dict) -> str:
+    return f"{row['test_negative_elbo']:.1f}" if "test_negative_elbo" in row else "-"
+
+
+def _cost(row: dict) -> str:
+    """T, MFLOP, parameters and MB, or dashes for the real digits."""
+    if "decoder_mflop" not in row:
+        return "- | - | - | -"
+    return (
+        f"{row['temperature']:g} | {row['decoder_mflop']:.1f} "
+        f"| {row['encoder_parameters'] / 1e3:.0f}k + {row['decoder_parameters'] / 1e3:.0f}k "
+        f"| {row['bundle_bytes'] / 1e6:.2f}"
+    )
 
 
 def main() -> None:
@@ -88,10 +112,12 @@ def main() -> None:
     parser.add_argument(
         "--temperature", type=float, action="append", help="repeatable (default: the bundle's)"
     )
+    parser.add_argument("--real", action="store_true", help="a first row for real training digits")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
     mnist = load_mnist_file(args.data)
-    table = [r for b in args.bundles for r in rows(b, mnist, args.temperature or [None])]
+    table = [floor_row(mnist)] if args.real else []
+    table += [r for b in args.bundles for r in rows(b, mnist, args.temperature or [None])]
     print(markdown(table))
     if args.json:
         args.json.write_text(json.dumps(table, indent=1))

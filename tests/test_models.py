@@ -90,3 +90,70 @@ def test_keras_files_reload_with_identical_outputs(cvae_run, mnist, name):
         assert type(first).__name__ == "CVAE" and first.beta == 1.0
     np.testing.assert_array_equal(outputs[0], outputs[1])
     assert outputs[0].std() > 0  # a trained model, not zeros
+
+
+def test_upsample_decoder_costs_what_the_transposed_one_does(tf_modules, tmp_path):
+    """Nearest-neighbour upsampling + convolution: the same parameters and multiply-adds (counted from the
+    exported ONNX graph), 28x28 digits in [0, 1], and no transposed convolution left for TFLite."""
+    import sys
+    from pathlib import Path
+
+    import tensorflow as tf
+    import tf2onnx
+
+    _, models, _ = tf_modules
+    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    from flops import graph_mflop
+
+    costs = {}
+    for decoder in models.DECODERS:
+        model = models.build_decoder(models.Architecture(16, 10, (24, 44), 64, decoder=decoder))
+        specs = [tf.TensorSpec((None, *i.shape[1:]), tf.float32, name=i.name) for i in model.inputs]
+        path = tmp_path / f"{decoder}.onnx"
+        tf2onnx.convert.from_keras(model, input_signature=specs, output_path=str(path))
+        costs[decoder] = (model.count_params(), round(graph_mflop(path), 2))
+        z = np.random.default_rng(0).standard_normal((4, 16)).astype(np.float32)
+        images = np.asarray(model([z, np.eye(10, dtype=np.float32)[:4]]))
+        assert images.shape == (4, 28, 28, 1) and images.min() >= 0 and images.max() <= 1
+    # 2 x (56k + 854k + 1,863k + 169k) multiply-adds: the dense layer and three convolutions
+    assert costs["upsample"] == costs["transposed"] == (85_425, 5.88)
+    ops = _tflite_ops(model)
+    assert "RESIZE_NEAREST_NEIGHBOR" in ops and "TRANSPOSE_CONV" not in ops
+
+
+def _tflite_ops(model) -> set[str]:
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    flat = Interpreter(model_content=tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return {op["op_name"] for op in flat._get_ops_details()}
+
+
+def test_gaussian_likelihood_is_a_gaussian_of_the_batch_mean_squared_error(tf_modules, mnist):
+    _, models, data = tf_modules
+    arch = models.Architecture(16, 10)
+    model = models.build_model(arch, seed=0, likelihood="gaussian")
+    images, labels = data.to_inputs(mnist.x_test[:32], mnist.y_test[:32], conditional=True)
+    twin = models.build_model(arch, seed=0)  # the same weights and noise, for the decoder's output
+    twin.set_weights(model.get_weights())
+    _, _, recon = (np.asarray(t, np.float64) for t in twin((images, labels)))
+    squared = ((images - recon) ** 2).sum(axis=(1, 2, 3))
+    variance = squared.mean() / 784
+    expected = 0.5 * squared / variance + 392 * np.log(2 * np.pi * variance)
+    _, reconstruction, _ = (np.asarray(v) for v in model.compute_losses((images, labels), False))
+    np.testing.assert_allclose(reconstruction, expected, rtol=1e-4)
+
+
+def test_kl_warmup_ramps_beta_over_its_steps(tf_modules, mnist):
+    keras, models, data = tf_modules
+    model = models.build_model(models.Architecture(16, 10), beta=0.5, seed=0, kl_warmup_steps=4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.optimizer.build(model.trainable_variables)
+    batch = data.to_inputs(mnist.x_test[:16], mnist.y_test[:16], conditional=True)
+    weights = []
+    for _ in range(6):
+        weights.append(float(model.kl_weight()))
+        model.train_step(batch)
+    assert weights == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    total, reconstruction, kl = (np.asarray(v) for v in model.compute_losses(batch, False, kl_weight=0.25))
+    np.testing.assert_allclose(total, reconstruction + 0.5 * 0.25 * kl, rtol=1e-5)

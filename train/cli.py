@@ -33,6 +33,21 @@ class Model(StrEnum):
     vae = "vae"
 
 
+class Decoder(StrEnum):
+    transposed = "transposed"
+    upsample = "upsample"
+
+
+class Likelihood(StrEnum):
+    bernoulli = "bernoulli"
+    gaussian = "gaussian"
+
+
+class Schedule(StrEnum):
+    constant = "constant"
+    cosine = "cosine"
+
+
 class Strategy(StrEnum):
     auto = "auto"
     default = "default"
@@ -86,6 +101,29 @@ def train(
             integer(1, LIMITS["dense_units"]),
         ),
     ] = None,
+    decoder: Annotated[
+        Decoder | None,
+        _option(
+            "transposed (stride-2 transposed convolutions) or upsample (nearest-neighbour upsampling + "
+            "convolution: the same compute, no checkerboard, a small microcontroller arena) "
+            "(default: transposed)."
+        ),
+    ] = None,
+    likelihood: Annotated[
+        Likelihood | None,
+        _option(
+            "bernoulli (binary cross-entropy) or gaussian (one learned variance for all pixels: the "
+            "sigma-VAE, which balances reconstruction and KL by itself) (default: bernoulli)."
+        ),
+    ] = None,
+    lr_schedule: Annotated[
+        Schedule | None,
+        _option("constant or cosine (decays to 1 % of --learning-rate over the run) (default: constant)."),
+    ] = None,
+    kl_warmup: Annotated[
+        int | None,
+        _option("Epochs over which the KL weight rises from 0 to --beta (default: 0).", integer(0)),
+    ] = None,
     data: Data = None,
     out: Annotated[Path | None, _option("The run directory (default: runs/MODEL).")] = None,
     seed: Annotated[int | None, _option("(default: 0)", integer(0))] = None,
@@ -126,6 +164,10 @@ def train(
         "final_kernel": final_kernel,
         "filters": filters,
         "dense_units": dense_units,
+        "decoder": decoder.value if decoder else None,
+        "likelihood": likelihood.value if likelihood else None,
+        "lr_schedule": lr_schedule.value if lr_schedule else None,
+        "kl_warmup": kl_warmup,
         "data": str(data) if data else None,
         "seed": seed,
         "keep_checkpoints": keep_checkpoints,

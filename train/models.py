@@ -6,6 +6,7 @@ the model class; the model owns the losses in a custom `train_step` under `tf.Gr
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import keras
@@ -14,6 +15,9 @@ from keras import layers, ops
 
 IMAGE_SHAPE = (28, 28, 1)
 PACKAGE = "vae_digits"
+DECODERS = ("transposed", "upsample")
+LIKELIHOODS = ("bernoulli", "gaussian")
+MIN_VARIANCE = 1e-6  # of the Gaussian likelihood: a floor, so that a perfect batch costs no infinity
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class Architecture:
     filters: tuple[int, int] = (32, 64)
     dense_units: int = 16
     final_kernel: int = 3
+    decoder: str = "transposed"  # or "upsample": nearest-neighbour upsampling + convolution
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -107,24 +112,54 @@ def build_decoder(arch: Architecture) -> keras.Model:
         inputs.append(label)
     x = layers.Dense(7 * 7 * arch.filters[1], activation="relu")(x)
     x = layers.Reshape((7, 7, arch.filters[1]))(x)
-    x = layers.Conv2DTranspose(arch.filters[1], 3, strides=2, padding="same", activation="relu")(x)
-    x = layers.Conv2DTranspose(arch.filters[0], 3, strides=2, padding="same", activation="relu")(x)
+    x = _upsample_convolutions(x, arch) if arch.decoder == "upsample" else _transposed_convolutions(x, arch)
+    last = layers.Conv2D if arch.decoder == "upsample" else layers.Conv2DTranspose
     # float32 also under mixed precision: the sigmoid's output feeds the loss
-    image = layers.Conv2DTranspose(
-        1, arch.final_kernel, padding="same", activation="sigmoid", dtype="float32", name="image"
-    )(x)
+    image = last(1, arch.final_kernel, padding="same", activation="sigmoid", dtype="float32", name="image")(x)
     return keras.Model(inputs, image, name="decoder")
+
+
+def _transposed_convolutions(x, arch: Architecture):
+    """7x7 -> 28x28 by two stride-2 transposed convolutions (the seed design)."""
+    x = layers.Conv2DTranspose(arch.filters[1], 3, strides=2, padding="same", activation="relu")(x)
+    return layers.Conv2DTranspose(arch.filters[0], 3, strides=2, padding="same", activation="relu")(x)
+
+
+def _upsample_convolutions(x, arch: Architecture):
+    """7x7 -> 28x28 by a convolution at each resolution, nearest-neighbour upsampling between them: the
+    same multiply-adds as the transposed layers, no checkerboard, and no int32 scratch of a transposed
+    convolution's output on a microcontroller (TensorFlow Lite Micro's RESIZE_NEAREST_NEIGHBOR + CONV_2D)."""
+    x = layers.Conv2D(arch.filters[1], 3, padding="same", activation="relu")(x)
+    x = layers.Resizing(14, 14, interpolation="nearest")(x)
+    x = layers.Conv2D(arch.filters[0], 3, padding="same", activation="relu")(x)
+    return layers.Resizing(28, 28, interpolation="nearest")(x)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class VAE(keras.Model):
-    """Variational autoencoder; `beta` weighs the KL term (beta-VAE)."""
+    """Variational autoencoder; `beta` weighs the KL term (beta-VAE).
 
-    def __init__(self, encoder: keras.Model, decoder: keras.Model, beta: float = 1.0, **kwargs):
+    `likelihood` "bernoulli" scores a reconstruction by binary cross-entropy; "gaussian" by a Gaussian
+    of one variance shared by all pixels, learned: each batch's maximum-likelihood variance, its mean
+    squared error (the optimal sigma-VAE, Rybkin et al. 2021), which balances reconstruction and KL by
+    itself. `kl_warmup_steps` ramps the KL weight linearly from 0 to `beta` over the first training steps.
+    """
+
+    def __init__(
+        self,
+        encoder: keras.Model,
+        decoder: keras.Model,
+        beta: float = 1.0,
+        likelihood: str = "bernoulli",
+        kl_warmup_steps: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
         self.beta = beta
+        self.likelihood = likelihood
+        self.kl_warmup_steps = kl_warmup_steps
         self.total_loss_tracker = keras.metrics.Mean(name="total_loss")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
@@ -145,18 +180,38 @@ class VAE(keras.Model):
         z_mean, z_log_var, z = self.encoder([images, *condition], training=training)
         return z_mean, z_log_var, self.decoder([z, *condition], training=training)
 
-    def compute_losses(self, data, training: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Per digit: total, reconstruction and KL loss (vectors, so any split of a batch adds up)."""
+    def compute_losses(
+        self, data, training: bool, kl_weight: float | tf.Tensor = 1.0
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Per digit: total, reconstruction and KL loss (vectors, so any split of a batch adds up);
+        `kl_weight` scales beta (the warm-up)."""
         images, _ = self.split(data)
         z_mean, z_log_var, reconstruction = self(data, training=training)
         z_mean, z_log_var = ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")  # mixed precision
-        reconstruction_loss = ops.sum(keras.losses.binary_crossentropy(images, reconstruction), axis=(1, 2))
+        reconstruction_loss = self.reconstruction_loss(images, reconstruction)
         kl_loss = ops.sum(-0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var)), axis=1)
-        return reconstruction_loss + self.beta * kl_loss, reconstruction_loss, kl_loss
+        return reconstruction_loss + self.beta * kl_weight * kl_loss, reconstruction_loss, kl_loss
+
+    def reconstruction_loss(self, images, reconstruction) -> tf.Tensor:
+        """Per digit, in nats: the negative log-likelihood of `images` under the decoder's output."""
+        if self.likelihood == "bernoulli":
+            return ops.sum(keras.losses.binary_crossentropy(images, reconstruction), axis=(1, 2))
+        squared_error = ops.sum(ops.square(images - reconstruction), axis=(1, 2, 3))
+        pixels = math.prod(IMAGE_SHAPE)
+        # the batch's optimal variance, held fixed for the gradient: its own gradient is zero at the optimum
+        variance = ops.stop_gradient(ops.maximum(ops.mean(squared_error) / pixels, MIN_VARIANCE))
+        return 0.5 * squared_error / variance + 0.5 * pixels * ops.log(2 * math.pi * variance)
+
+    def kl_weight(self) -> tf.Tensor:
+        """The warm-up's share of beta at the current training step: 0 to 1 over `kl_warmup_steps`."""
+        if not self.kl_warmup_steps:
+            return ops.convert_to_tensor(1.0)
+        steps = ops.cast(self.optimizer.iterations, "float32")
+        return ops.minimum(1.0, steps / self.kl_warmup_steps)
 
     def train_step(self, data):
         with tf.GradientTape() as tape:
-            losses = self.compute_losses(data, training=True)
+            losses = self.compute_losses(data, training=True, kl_weight=self.kl_weight())
             loss = self.optimizer.scale_loss(global_mean(losses[0]))  # scaled under mixed precision
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
@@ -190,6 +245,8 @@ class VAE(keras.Model):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "beta": self.beta,
+            "likelihood": self.likelihood,
+            "kl_warmup_steps": self.kl_warmup_steps,
         }
 
     @classmethod
@@ -220,7 +277,19 @@ def global_mean(per_digit: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(per_digit) / total
 
 
-def build_model(arch: Architecture, beta: float = 1.0, seed: int | None = None) -> VAE:
+def build_model(
+    arch: Architecture,
+    beta: float = 1.0,
+    seed: int | None = None,
+    likelihood: str = "bernoulli",
+    kl_warmup_steps: int = 0,
+) -> VAE:
     """The VAE, or the CVAE when `arch.num_classes` is set, with fresh encoder and decoder."""
     model_class = CVAE if arch.num_classes else VAE
-    return model_class(build_encoder(arch, seed), build_decoder(arch), beta=beta)
+    return model_class(
+        build_encoder(arch, seed),
+        build_decoder(arch),
+        beta=beta,
+        likelihood=likelihood,
+        kl_warmup_steps=kl_warmup_steps,
+    )

@@ -32,7 +32,7 @@ from vae_train.distribute import (
 )
 from vae_train.limits import LIMITS, option
 from vae_train.memory import memory_named
-from vae_train.models import Architecture, build_model
+from vae_train.models import DECODERS, LIKELIHOODS, Architecture, build_model
 from vae_train.rundir import (
     CONFIG_FILE,
     CURVES_FILE,
@@ -57,6 +57,8 @@ from vae_train.rundir import (
 )
 
 RESUMABLE_CHANGES = ("epochs", "data", "keep_checkpoints", "tensorboard", "strategy")
+LR_SCHEDULES = ("constant", "cosine")
+COSINE_FLOOR = 0.01  # the cosine schedule's last learning rate, as a share of --learning-rate
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ class TrainConfig:
     tensorboard: bool = False
     strategy: str = "auto"
     mixed_precision: bool = False
+    decoder: str = "transposed"
+    likelihood: str = "bernoulli"
+    lr_schedule: str = "constant"
+    kl_warmup: int = 0  # epochs
 
     def __post_init__(self) -> None:
         if self.model not in ("vae", "cvae"):
@@ -93,6 +99,17 @@ class TrainConfig:
             isinstance(f, int) and 0 < f <= LIMITS["filters"] for f in self.filters
         ):
             raise VaeDigitsError(f"--filters must be two integers in 1-{LIMITS['filters']}")
+        for name, allowed in (
+            ("decoder", DECODERS),
+            ("likelihood", LIKELIHOODS),
+            ("lr_schedule", LR_SCHEDULES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise VaeDigitsError(
+                    f"{option(name)} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}"
+                )
+        if not 0 <= self.kl_warmup <= self.epochs:
+            raise VaeDigitsError("--kl-warmup must be an integer in 0-EPOCHS (epochs of the warm-up)")
         if self.strategy not in STRATEGIES:
             raise VaeDigitsError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
         if not self.learning_rate > 0 or not self.beta >= 0:
@@ -102,7 +119,30 @@ class TrainConfig:
     def architecture(self) -> Architecture:
         num_classes = NUM_CLASSES if self.model == "cvae" else None
         return Architecture(
-            self.latent_dim, num_classes, self.filters, self.dense_units, final_kernel=self.final_kernel
+            self.latent_dim,
+            num_classes,
+            self.filters,
+            self.dense_units,
+            final_kernel=self.final_kernel,
+            decoder=self.decoder,
+        )
+
+    def build_model(self, steps_per_epoch: int) -> keras.Model:
+        """A fresh model of this run's architecture and losses (untrained, uncompiled)."""
+        return build_model(
+            self.architecture,
+            beta=self.beta,
+            seed=self.seed,
+            likelihood=self.likelihood,
+            kl_warmup_steps=self.kl_warmup * steps_per_epoch,
+        )
+
+    def learning_rate_at(self, steps_per_epoch: int) -> float | keras.optimizers.schedules.CosineDecay:
+        """Adam's learning rate: constant, or a cosine decay over the whole run to 1 % of it."""
+        if self.lr_schedule == "constant":
+            return self.learning_rate
+        return keras.optimizers.schedules.CosineDecay(
+            self.learning_rate, decay_steps=self.epochs * steps_per_epoch, alpha=COSINE_FLOOR
         )
 
 
@@ -145,7 +185,7 @@ def train(
         announce(setup)
     with _precision(config.mixed_precision):
         with memory_named(config, "building the model", out, start.done):
-            model = _build(strategy, config, out if chief else None, start.done)
+            model = _build(strategy, config, out if chief else None, start)
         keeper = RunKeeper(out, config, report, writes=chief, history=start.history)
         started = time.perf_counter()
         with memory_named(config, "training", out, start.done):
@@ -234,19 +274,20 @@ def _precision(mixed: bool):
         keras.config.set_dtype_policy(previous)
 
 
-def _build(strategy: tf.distribute.Strategy, config: TrainConfig, checkpoints: Path | None, done: int):
+def _build(strategy: tf.distribute.Strategy, config: TrainConfig, checkpoints: Path | None, start: _Start):
     """The model and its optimizer, mirrored on every replica, every worker holding the chief's state.
 
     Every worker builds the same fresh model (creating variables is itself a collective step under
     multi-worker), the chief loads its last checkpoint into it, and the others take the chief's values.
     """
     keras.utils.set_random_seed(config.seed)
+    steps = _steps_per_epoch(config, start)
     with strategy.scope():
-        model = build_model(config.architecture, beta=config.beta, seed=config.seed)
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+        model = config.build_model(steps)
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate_at(steps)))
         model.optimizer.build(model.trainable_variables)
-    if checkpoints is not None and done:  # outside the scope: a variable made in it is a collective step
-        restore(model, checkpoint_path(checkpoints, done))
+    if checkpoints is not None and start.done:  # outside the scope: making a variable in it is collective
+        restore(model, checkpoint_path(checkpoints, start.done))
     take_chiefs_state(strategy, model.variables + model.optimizer.variables)
     return model
 
@@ -258,12 +299,16 @@ def _callbacks(
     callbacks: list[keras.callbacks.Callback] = [keeper]
     chief = keeper.writes
     if progress is not None and chief:
-        callbacks.append(StepCallback(progress, math.ceil(len(start.data.x_train) / config.batch_size)))
+        callbacks.append(StepCallback(progress, _steps_per_epoch(config, start)))
     if config.tensorboard and chief:
         from vae_train.tensorboard import TensorBoardLog
 
         callbacks.append(TensorBoardLog(out, config.architecture.num_classes, config.latent_dim, config.seed))
     return callbacks
+
+
+def _steps_per_epoch(config: TrainConfig, start: _Start) -> int:
+    return math.ceil(len(start.data.x_train) / config.batch_size)
 
 
 def _fit(model: keras.Model, config: TrainConfig, start: _Start, callbacks: list) -> None:
@@ -390,6 +435,6 @@ def _in_float32(model: keras.Model, config: TrainConfig) -> keras.Model:
     if not config.mixed_precision:
         return model
     with _precision(mixed=False):
-        copy = build_model(config.architecture, beta=config.beta, seed=config.seed)
+        copy = config.build_model(steps_per_epoch=1)  # the warm-up's length does not matter to an export
     copy.set_weights(model.get_weights())
     return copy

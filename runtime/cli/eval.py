@@ -16,6 +16,7 @@ EXAMPLES = """[b]Examples[/b]
 
   vae-eval --data mnist.npz
   vae-eval bundles/cvae --data mnist.npz --json > report.json
+  vae-eval --real --data mnist.npz      # the floor: real training digits scored the same way
 """
 
 
@@ -47,10 +48,21 @@ def evaluate(
             parser=number(1e-6, 100), help="Sampling temperature (default: the bundle's).", show_default=False
         ),
     ] = None,
+    real: Annotated[
+        bool,
+        typer.Option(
+            "--real",
+            help="Score real training digits (--per-label of each label) instead of a bundle's, against "
+            "the test digits: the floor the generated digits' numbers are measured against.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     version: Version = False,
 ) -> None:
     """Report the ELBO terms on the test split next to training's, and the quality of generated digits."""
+    if real:
+        _evaluate_real(bundle, data, seed, classifier, per_label, temperature, as_json)
+        return
     from vae_runtime.clikit.progress import Progress
     from vae_runtime.generator import Generator
     from vae_runtime.mnist import load_mnist_anywhere
@@ -78,6 +90,54 @@ def evaluate(
     print(json.dumps(report, indent=2) if as_json else _table(report))
 
 
+def _evaluate_real(
+    bundle: Path | None,
+    data: Path | None,
+    seed: int,
+    classifier: Path | None,
+    per_label: int,
+    temperature: float | None,
+    as_json: bool,
+) -> None:
+    from vae_runtime.bundle import embedded_bundle
+    from vae_runtime.clikit.progress import Progress
+    from vae_runtime.errors import VaeDigitsError
+    from vae_runtime.mnist import load_mnist_anywhere
+    from vae_runtime.tools.evaluate import Judge, find_classifier, real_quality
+
+    if bundle is not None or temperature is not None:
+        given = "BUNDLE" if bundle is not None else "--temperature"
+        raise VaeDigitsError(f"--real scores real digits, not a bundle's: drop {given}")
+    judge = Judge(classifier or find_classifier(embedded_bundle()))
+    mnist = load_mnist_anywhere(data)
+    with Progress(12, "evaluating real digits", stream=typer.get_text_stream("stderr")) as bar:
+        quality = real_quality(judge, mnist, per_label, seed, progress=bar.advance)
+    report = {"kind": "real", "data": mnist.provenance, "real": quality}
+    print(json.dumps(report, indent=2) if as_json else _quality_lines(quality, _real_heading(report)))
+
+
+def _real_heading(report: dict[str, Any]) -> str:
+    return (
+        f"real training digits ({report['real']['real_per_label']} per label of {report['data']['name']}) "
+        "judged by the classifier against the test digits: the floor"
+    )
+
+
+def _quality_lines(quality: dict[str, Any], heading: str) -> str:
+    by_label = "  ".join(f"{k}:{v:.3f}" for k, v in quality["accuracy_by_label"].items())
+    return "\n".join(
+        [
+            heading,
+            f"  accuracy by label   {by_label}",
+            f"  accuracy            {quality['accuracy']:.4f} "
+            f"(worst label {quality['worst_label_accuracy']:.4f})",
+            f"  Frechet distance    {quality['frechet_distance']:.3f} (vs test digits)",
+            f"  in-label diversity  {quality['diversity_generated']:.3f} "
+            f"(test digits: {quality['diversity_real']:.3f}, ratio {quality['diversity_ratio']:.1%})",
+        ]
+    )
+
+
 def _table(report: dict[str, Any]) -> str:
     trained = report["training_validation"]
     lines = [
@@ -93,17 +153,11 @@ def _table(report: dict[str, Any]) -> str:
     )
     quality = report.get("generation")
     if quality:
-        by_label = "  ".join(f"{k}:{v:.3f}" for k, v in quality["accuracy_by_label"].items())
-        lines += [
+        heading = (
             f"generated digits judged by the classifier ({quality['generated_per_label']} per label, "
-            f"temperature {quality['temperature']:g})",
-            f"  accuracy by label   {by_label}",
-            f"  accuracy            {quality['accuracy']:.4f} "
-            f"(worst label {quality['worst_label_accuracy']:.4f})",
-            f"  Frechet distance    {quality['frechet_distance']:.3f} (generated vs test digits)",
-            f"  in-label diversity  {quality['diversity_generated']:.3f} "
-            f"(test digits: {quality['diversity_real']:.3f}, ratio {quality['diversity_ratio']:.1%})",
-        ]
+            f"temperature {quality['temperature']:g})"
+        )
+        lines.append(_quality_lines(quality, heading))
     return "\n".join(lines)
 
 

@@ -13,9 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from vae_runtime.errors import DataError
 from vae_runtime.generator import Generator
+from vae_runtime.mnist import Mnist
 
 EPSILON = 1e-7
+DIGIT_LABELS = tuple(str(digit) for digit in range(10))  # MNIST's, in index order
 
 
 def bce_sum(targets: np.ndarray, outputs: np.ndarray) -> np.ndarray:
@@ -127,17 +130,66 @@ def generation_quality(
     label_ids = np.arange(g.manifest.num_classes)
     generated = g.generate(label_ids, count=per_label, seed=seed, temperature=temperature)
     tick()
-    wanted = np.repeat(label_ids, per_label)
+    quality = digit_quality(
+        judge, generated, np.repeat(label_ids, per_label), real_images, real_labels, g.manifest.labels, tick
+    )
+    return quality | {"generated_per_label": per_label, "temperature": temperature}
+
+
+def real_quality(
+    judge: Judge,
+    mnist: Mnist,
+    per_label: int = 1000,
+    seed: int = 0,
+    progress: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """The floor every generator is measured against: `per_label` real training digits of each label
+    (drawn with `seed`), scored as generated digits are, against the test digits.
+
+    `progress` is called 12 times, as generation_quality's is for MNIST.
+    """
+    tick = progress or (lambda: None)
+    rng = np.random.default_rng(seed)
+    label_ids = np.arange(len(DIGIT_LABELS))
+    fewest = min(label_ids, key=lambda i: int((mnist.y_train == i).sum()))
+    if per_label > (mnist.y_train == fewest).sum():
+        raise DataError(
+            f"--per-label {per_label} is more than the {(mnist.y_train == fewest).sum()} training digits "
+            f"of label {fewest} in {mnist.provenance['name']}"
+        )
+    chosen = [rng.choice(np.flatnonzero(mnist.y_train == i), per_label, replace=False) for i in label_ids]
+    tick()
+    picked = np.concatenate(chosen)
+    quality = digit_quality(
+        judge, mnist.x_train[picked], mnist.y_train[picked], mnist.x_test, mnist.y_test, DIGIT_LABELS, tick
+    )
+    return quality | {"real_per_label": per_label}
+
+
+def digit_quality(
+    judge: Judge,
+    images: np.ndarray,
+    wanted: np.ndarray,
+    real_images: np.ndarray,
+    real_labels: np.ndarray,
+    labels: tuple[str, ...],
+    tick: Callable[[], None],
+) -> dict[str, Any]:
+    """How well digits `images` drawn for labels `wanted` obey them and resemble the real digits: accuracy
+    by label, Frechet distance in the classifier's feature space, in-label diversity against the real
+    digits'. `tick` is called once per label and once at the end."""
+    label_ids = np.arange(len(labels))
     judged = []
     for i in label_ids:
-        judged.append(judge(generated[wanted == i]))
+        judged.append(judge(images[wanted == i]))
         tick()
+    wanted = np.sort(wanted)  # the order of the judged digits: label by label
     fake_features = np.concatenate([features for features, _ in judged])
-    predicted = np.concatenate([labels for _, labels in judged])
+    predicted = np.concatenate([predictions for _, predictions in judged])
     real_features, _ = judge(real_images)
     tick()
-    sample = min(per_label, 200)
-    accuracy_by_label = {g.manifest.labels[i]: float((predicted[wanted == i] == i).mean()) for i in label_ids}
+    sample = 200
+    accuracy_by_label = {labels[i]: float((predicted[wanted == i] == i).mean()) for i in label_ids}
     diversity_generated = float(
         np.mean([mean_pairwise_distance(fake_features[wanted == i][:sample]) for i in label_ids])
     )
@@ -152,6 +204,4 @@ def generation_quality(
         "diversity_generated": diversity_generated,
         "diversity_real": diversity_real,
         "diversity_ratio": diversity_generated / diversity_real,
-        "generated_per_label": per_label,
-        "temperature": temperature,
     }
