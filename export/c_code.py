@@ -237,10 +237,8 @@ def transpose_conv_padding(padding: int, out_size: int, filter_size: int, stride
 
 def _padding(padding: int, in_size: int, filter_size: int, stride: int, dilation: int) -> int:
     effective = (filter_size - 1) * dilation + 1
-    if padding == 0:  # SAME
-        out = (in_size + stride - 1) // stride
-    else:  # VALID
-        out = (in_size + stride - effective) // stride
+    same = padding == 0
+    out = (in_size + stride - 1) // stride if same else (in_size + stride - effective) // stride
     return max((out - 1) * stride + effective - in_size, 0) // 2
 
 
@@ -446,8 +444,16 @@ def _fully_connected(writer: _Writer, step: int, op: Op, tensors: list, output: 
     )
 
 
-def _conv_struct(writer: _Writer, step: int, op: Op, inputs: Tensor, weights: Tensor, bias, output: Tensor,
-                 geometry: dict[str, int]) -> str:
+def _conv_struct(
+    writer: _Writer,
+    step: int,
+    op: Op,
+    inputs: Tensor,
+    weights: Tensor,
+    bias,
+    output: Tensor,
+    geometry: dict[str, int],
+) -> str:
     out_c = weights.shape[0]
     if weights.data is None or (weights.zero_point != 0).any():
         raise UnsupportedModelError(f"{op.name} needs constant, symmetric int8 weights")
@@ -460,9 +466,23 @@ def _conv_struct(writer: _Writer, step: int, op: Op, inputs: Tensor, weights: Te
     _, in_h, in_w, in_c = inputs.shape
     _, out_h, out_w, _ = output.shape
     _, filter_h, filter_w, _ = weights.shape
-    numbers = [in_h, in_w, in_c, out_h, out_w, out_c, filter_h, filter_w, geometry["stride_h"],
-               geometry["stride_w"], geometry["dilation_h"], geometry["dilation_w"], geometry["pad_h"],
-               geometry["pad_w"], -int(inputs.zero_point[0])]
+    numbers = [
+        in_h,
+        in_w,
+        in_c,
+        out_h,
+        out_w,
+        out_c,
+        filter_h,
+        filter_w,
+        geometry["stride_h"],
+        geometry["stride_w"],
+        geometry["dilation_h"],
+        geometry["dilation_w"],
+        geometry["pad_h"],
+        geometry["pad_w"],
+        -int(inputs.zero_point[0]),
+    ]
     writer.tables.append(
         f"static const struct vd_conv vd_conv_{step} = {{\n    {', '.join(map(str, numbers))},\n"
         f"    {weight_name}, {bias_name}, {requant}\n}};"
@@ -485,7 +505,9 @@ def _transpose_conv(writer: _Writer, step: int, op: Op, tensors: list, output: T
     }
     name = _conv_struct(writer, step, op, inputs, weights, bias, output, geometry)
     writer.calls.append(f"    /* {step}: TRANSPOSE_CONV {inputs.shape[1:]} -> {output.shape[1:]} */")
-    writer.calls.append(f"    vd_transpose_conv(&{name}, {writer.at(inputs.index)}, {writer.at(output.index)});")
+    writer.calls.append(
+        f"    vd_transpose_conv(&{name}, {writer.at(inputs.index)}, {writer.at(output.index)});"
+    )
 
 
 def _conv2d(writer: _Writer, step: int, op: Op, tensors: list, output: Tensor) -> None:
@@ -518,8 +540,8 @@ def _resize_nearest(writer: _Writer, step: int, op: Op, tensors: list, output: T
     cols = writer.table("uint8_t", f"vd_cols_{step}", nearest_indexes(in_w, out_w, align, half))
     writer.calls.append(f"    /* {step}: RESIZE_NEAREST_NEIGHBOR {inputs.shape[1:]} -> {output.shape[1:]} */")
     writer.calls.append(
-        f"    vd_resize_nearest({writer.at(inputs.index)}, {in_w}, {depth}, {rows}, {cols}, {out_h}, {out_w}, "
-        f"{writer.at(output.index)});"
+        f"    vd_resize_nearest({writer.at(inputs.index)}, {in_w}, {depth}, {rows}, {cols}, {out_h}, "
+        f"{out_w}, {writer.at(output.index)});"
     )
 
 
@@ -542,8 +564,8 @@ def _quantize(writer: _Writer, step: int, op: Op, tensors: list, output: Tensor)
     multiplier, shift = quantize_multiplier(float(inputs.scale[0]) / float(output.scale[0]))
     writer.calls.append(f"    /* {step}: QUANTIZE (requantize int8) */")
     writer.calls.append(
-        f"    vd_requantize({writer.at(inputs.index)}, {inputs.size}, {int(inputs.zero_point[0])}, {multiplier}, "
-        f"{shift}, {int(output.zero_point[0])}, {writer.at(output.index)});"
+        f"    vd_requantize({writer.at(inputs.index)}, {inputs.size}, {int(inputs.zero_point[0])}, "
+        f"{multiplier}, {shift}, {int(output.zero_point[0])}, {writer.at(output.index)});"
     )
 
 
