@@ -53,6 +53,7 @@ SUPPORTED_OPS = (
 _INT8, _INT32 = 9, 2
 _ACTIVATIONS = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
 _ALIGN = 4
+MAX_TAPS = 64  # VD_MAX_TAPS in vae_digits_internal.h
 
 
 class UnsupportedModelError(VaeDigitsError):
@@ -459,6 +460,8 @@ def _conv_struct(
         raise UnsupportedModelError(f"{op.name} needs constant, symmetric int8 weights")
     if weights.shape[3] != inputs.shape[3]:
         raise UnsupportedModelError(f"{op.name} with groups is not supported")
+    if weights.shape[1] * weights.shape[2] > MAX_TAPS:
+        raise UnsupportedModelError(f"{op.name} with a filter of more than {MAX_TAPS} taps is not supported")
     pairs = per_channel_multipliers(inputs, weights, output, out_c)
     requant = writer.requant(step, pairs, output, op.options.get("fusedActivationFunction", 0))
     weight_name = writer.table("int8_t", f"vd_weights_{step}", weights.data.ravel().tolist())

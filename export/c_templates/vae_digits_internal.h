@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#define VD_MAX_TAPS 64 /* filter_h * filter_w of a convolution, at most */
+
 /* A requantization as TensorFlow Lite Micro does it: one multiplier and shift per output channel. */
 struct vd_requant {
     const int32_t *multiplier;
