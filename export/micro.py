@@ -337,6 +337,7 @@ def _check_replaceable(out: Path, force: bool) -> None:
 
 def _write_atomically(out: Path, files: dict[str, bytes], manifest: dict) -> None:
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    stage.chmod(0o755)  # mkdtemp's 0700 would make the sources private
     try:
         for name, content in files.items():
             (stage / name).parent.mkdir(parents=True, exist_ok=True)

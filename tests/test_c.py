@@ -328,7 +328,7 @@ def test_a_model_with_an_op_the_c_library_lacks_is_named(tmp_path):
 
     from vae_export.c_code import CInfo, UnsupportedModelError, c_sources
 
-    z = keras.Input((2,), name="z")
+    z = keras.Input((2,), batch_size=1, name="z")
     image = keras.layers.Reshape((28, 28, 1))(keras.layers.Dense(784, activation="tanh")(z))
     model = keras.Model(z, image)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
