@@ -89,8 +89,10 @@ def export_c(
     run = load_run(Path(run_dir))
     if source.run_id != run.run_id:
         raise VaeDigitsError(f"bundle {bundle} is of run {source.run_id}, not of {run_dir} ({run.run_id})")
+    from vae_export.checks import calibration_feeds
+
     mnist = run.load_data(data)
-    model_bytes = convert_micro(run, mnist)
+    model_bytes = convert_micro(run.decoder, calibration_feeds(run, mnist, "decoder", CALIBRATION_DIGITS))
     report(f"convert   {MICRO_FILE:<22} {len(model_bytes)} bytes")
     model = read_micro_model(model_bytes)
     check_micro_model(model, run.latent_dim, run.num_classes)
@@ -137,22 +139,20 @@ def export_c(
     return manifest
 
 
-def convert_micro(run, mnist) -> bytes:
-    """The batch-1 full-integer decoder, calibrated on encoder latents of real training digits."""
+def convert_micro(decoder, feeds: dict[str, np.ndarray]) -> bytes:
+    """The batch-1 full-integer `decoder` (a Keras model), calibrated on `feeds` (its inputs by name:
+    the encoder's latents of real training digits, and their labels)."""
     import tensorflow as tf
 
-    from vae_export.checks import calibration_feeds
     from vae_export.tflite import _save_signatures, signature_key
     from vae_runtime.quiet import native_output_silenced
-
-    feeds = calibration_feeds(run, mnist, "decoder", CALIBRATION_DIGITS)
 
     def samples():
         for row in range(len(feeds["z"])):
             yield signature_key(1), {name: array[row : row + 1] for name, array in feeds.items()}
 
     with tempfile.TemporaryDirectory() as saved, native_output_silenced():
-        _save_signatures(run.decoder, (1,), saved)
+        _save_signatures(decoder, (1,), saved)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=[signature_key(1)])
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = samples

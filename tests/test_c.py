@@ -116,10 +116,8 @@ def stream_latents(directory: Path, labels, seed: int, temperature: float) -> np
     manifest = json.loads((directory / "manifest.json").read_text())
     dim = manifest["latent_dim"]
     prior = Prior.load(directory / "prior.json", dim, tuple(manifest["labels"]))
-    count = len(labels)
-    return prior.sample(
-        np.asarray(labels), stream.normals(seed, count, dim), stream.components(seed, count), temperature
-    )
+    components, normals = stream.draws(seed, len(labels), dim)
+    return prior.sample(np.asarray(labels), normals, components, temperature)
 
 
 @needs_tensorflow
@@ -175,6 +173,46 @@ def micro_quantized(micro, z: np.ndarray) -> np.ndarray:
     from vae_export.micro import quantize
 
     return quantize(z.astype(np.float32), micro.inputs["z"])
+
+
+@needs_tensorflow
+def test_an_upsample_and_convolution_decoder_is_exact_too(tmp_path):
+    """The ops of an upsampling decoder (RESIZE_NEAREST_NEIGHBOR, CONV_2D, strided and padded), with
+    random weights: the C library equals TFLM on the same int8 inputs."""
+    import keras
+
+    from vae_export.c_code import CInfo, c_sources
+    from vae_export.micro import Micro, convert_micro
+
+    keras.utils.set_random_seed(3)
+    z, label = keras.Input((4,), name="z"), keras.Input((10,), name="label")
+    x = keras.layers.Dense(7 * 7 * 8, activation="relu")(keras.layers.Concatenate()([z, label]))
+    x = keras.layers.UpSampling2D(2)(keras.layers.Reshape((7, 7, 8))(x))
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
+    x = keras.layers.UpSampling2D(2)(x)
+    x = keras.layers.Conv2D(8, 5, strides=2, padding="same", activation="relu")(x)  # 14 x 14
+    x = keras.layers.Conv2D(4, 3, padding="valid", activation="relu")(keras.layers.UpSampling2D(2)(x))
+    image = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(keras.layers.ZeroPadding2D(1)(x))
+    model = keras.Model([z, label], image)
+    rng = np.random.default_rng(0)
+    feeds = {
+        "z": rng.standard_normal((64, 4), np.float32),
+        "label": np.eye(10, dtype=np.float32)[np.arange(64) % 10],
+    }
+    data = convert_micro(model, feeds)
+    sources = c_sources(data, None, CInfo(tuple("0123456789"), 1.0, 10.0, "0" * 64))
+    assert (
+        "vd_conv2d(" in sources["vae_digits_model.c"]
+        and "vd_resize_nearest(" in sources["vae_digits_model.c"]
+    )
+    for name, text in sources.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    build(tmp_path, tmp_path / "build")
+    library, micro = CLibrary(tmp_path / "build" / "libvae_digits.so"), Micro(data)
+    for trial in range(20):
+        q = rng.integers(-128, 128, 4)
+        np.testing.assert_array_equal(library.decode_int8(q, trial % 10), micro.run_int8(q, trial % 10))
 
 
 @needs_tensorflow
