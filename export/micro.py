@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_export.bundle import check_target
 from vae_export.c_code import (
     MODEL_SOURCE,
     CInfo,
@@ -28,7 +27,6 @@ from vae_export.c_code import (
     read_micro_model,
     static_bytes,
 )
-from vae_export.checks import VARIANT_BOUNDS, compare
 from vae_runtime.errors import VaeDigitsError, WorkError
 from vae_runtime.manifest import (
     MANIFEST,
@@ -78,6 +76,7 @@ def export_c(
         >>> manifest["arena_bytes"] > manifest["c_static_bytes"]
         True
     """
+    from vae_export.bundle import check_target
     from vae_export.source import load_run
 
     out = Path(out).absolute()
@@ -242,7 +241,7 @@ def _graph_inputs(model_bytes: bytes) -> list[int]:
 def check_against_fp32(model_bytes: bytes, run, mnist) -> dict:
     """The file's digits in TFLM against Keras's fp32 decoder on real and random latents; a WorkError
     when over the int8 bounds that decoder.int8.tflite meets."""
-    from vae_export.checks import make_probe
+    from vae_export.checks import VARIANT_BOUNDS, compare, make_probe
 
     probe = make_probe(run, mnist)
     feeds, expected = probe.head("decoder", CHECK_SAMPLES)

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -397,9 +398,26 @@ def test_a_plain_vae_takes_no_label(tmp_path_factory, vae_run, vae_bundle):
 @pytest.mark.skipif(not SHIPPED.is_dir(), reason="no c/ in this checkout")
 def test_shipped_sources_are_those_the_bundle_and_its_micro_file_give():
     result = subprocess.run(
-        ["python", str(ROOT / "scripts" / "check_c_sources.py")], capture_output=True, text=True, timeout=300
+        [sys.executable, str(ROOT / "scripts" / "check_c_sources.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(not SHIPPED.is_dir(), reason="no c/ in this checkout")
+def test_an_edited_source_fails_the_check(tmp_path):
+    copy = tmp_path / "c"
+    shutil.copytree(SHIPPED, copy, ignore=shutil.ignore_patterns("build"))
+    with (copy / "vae_digits.c").open("a") as source:
+        source.write("/* edited */\n")
+    script = str(ROOT / "scripts" / "check_c_sources.py")
+    result = subprocess.run([sys.executable, script, str(copy)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        "bundle file vae_digits.c does not match its manifest checksum (size differs: damaged or altered)"
+    )
 
 
 @pytest.mark.skipif(not SHIPPED.is_dir(), reason="no c/ in this checkout")
