@@ -407,6 +407,26 @@ def test_shipped_sources_are_those_the_bundle_and_its_micro_file_give():
 
 
 @pytest.mark.skipif(not SHIPPED.is_dir(), reason="no c/ in this checkout")
+@pytest.mark.skipif(not HAS_ARM and os.environ.get("CI") != "true", reason="needs gcc-arm-none-eabi and QEMU")
+def test_shipped_firmware_fits_a_small_board_and_equals_the_host_and_python(tmp_path):
+    """The default bundle on the emulated Cortex-M4: 512 KB of flash and 192 KB of RAM (the linker
+    script's limits), its digits equal to the host build's and within one grey level of Python's."""
+    from vae_export.micro import grey_levels, quantize
+
+    build(SHIPPED, tmp_path / "host")
+    library = CLibrary(tmp_path / "host" / "libvae_digits.so")
+    firmware = run_firmware(SHIPPED, tmp_path / "arm")
+    temperature = json.loads((SHIPPED / "manifest.json").read_text())["default_temperature"]
+    micro = micro_of(SHIPPED)
+    latents = stream_latents(SHIPPED, list(range(10)), 0, temperature)
+    for label, (_, image) in firmware["digits"].items():
+        np.testing.assert_array_equal(image, library.generate(label, 0, label, temperature))
+        python = grey_levels(micro.run_int8(quantize(latents[label], micro.inputs["z"]), label), micro.output)
+        assert np.abs(image.ravel().astype(int) - python).max() <= 1
+    assert firmware["flash"] <= 512 * 1024 and firmware["ram"] + firmware["stack"] <= 192 * 1024
+
+
+@pytest.mark.skipif(not SHIPPED.is_dir(), reason="no c/ in this checkout")
 def test_an_edited_source_fails_the_check(tmp_path):
     copy = tmp_path / "c"
     shutil.copytree(SHIPPED, copy, ignore=shutil.ignore_patterns("build"))
