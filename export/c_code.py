@@ -323,6 +323,10 @@ class _Writer:
     def at(self, index: int) -> str:
         return f"vd_activations + {self.offsets[index]}"
 
+    def call(self, step: int, what: str, code: str) -> None:
+        """One op's call in vd_run, after a comment naming the op."""
+        self.calls += [f"    /* {step}: {what} */", f"    {code};"]
+
     def table(self, ctype: str, name: str, values) -> str:
         self.tables.append(f"static const {ctype} {name}[{len(values)}] = {{\n{_numbers(values)}\n}};")
         return name
@@ -438,10 +442,11 @@ def _fully_connected(writer: _Writer, step: int, op: Op, tensors: list, output: 
     writer.tables.append(f"static const struct vd_requant vd_requant_{step} = {requant};")
     weight_name = writer.table("int8_t", f"vd_weights_{step}", weights.data.ravel().tolist())
     bias_name = writer.table("int32_t", f"vd_bias_{step}", bias.data.tolist()) if bias is not None else "NULL"
-    writer.calls.append(f"    /* {step}: FULLY_CONNECTED {depth} -> {units} */")
-    writer.calls.append(
-        f"    vd_fully_connected({writer.at(inputs.index)}, {-int(inputs.zero_point[0])}, {depth}, "
-        f"{weight_name}, {bias_name}, {units}, &vd_requant_{step}, {writer.at(output.index)});"
+    writer.call(
+        step,
+        f"FULLY_CONNECTED {depth} -> {units}",
+        f"vd_fully_connected({writer.at(inputs.index)}, {-int(inputs.zero_point[0])}, {depth}, "
+        f"{weight_name}, {bias_name}, {units}, &vd_requant_{step}, {writer.at(output.index)})",
     )
 
 
@@ -507,9 +512,10 @@ def _transpose_conv(writer: _Writer, step: int, op: Op, tensors: list, output: T
         "pad_w": transpose_conv_padding(options["padding"], out_w, weights.shape[2], options["strideW"]),
     }
     name = _conv_struct(writer, step, op, inputs, weights, bias, output, geometry)
-    writer.calls.append(f"    /* {step}: TRANSPOSE_CONV {inputs.shape[1:]} -> {output.shape[1:]} */")
-    writer.calls.append(
-        f"    vd_transpose_conv(&{name}, {writer.at(inputs.index)}, {writer.at(output.index)});"
+    writer.call(
+        step,
+        f"TRANSPOSE_CONV {inputs.shape[1:]} -> {output.shape[1:]}",
+        f"vd_transpose_conv(&{name}, {writer.at(inputs.index)}, {writer.at(output.index)})",
     )
 
 
@@ -528,8 +534,11 @@ def _conv2d(writer: _Writer, step: int, op: Op, tensors: list, output: Tensor) -
         "pad_w": _padding(options["padding"], in_w, weights.shape[2], options["strideW"], dilation_w),
     }
     name = _conv_struct(writer, step, op, inputs, weights, bias, output, geometry)
-    writer.calls.append(f"    /* {step}: CONV_2D {inputs.shape[1:]} -> {output.shape[1:]} */")
-    writer.calls.append(f"    vd_conv2d(&{name}, {writer.at(inputs.index)}, {writer.at(output.index)});")
+    writer.call(
+        step,
+        f"CONV_2D {inputs.shape[1:]} -> {output.shape[1:]}",
+        f"vd_conv2d(&{name}, {writer.at(inputs.index)}, {writer.at(output.index)})",
+    )
 
 
 def _resize_nearest(writer: _Writer, step: int, op: Op, tensors: list, output: Tensor) -> None:
@@ -541,10 +550,11 @@ def _resize_nearest(writer: _Writer, step: int, op: Op, tensors: list, output: T
         raise UnsupportedModelError("RESIZE_NEAREST_NEIGHBOR of more than 256 rows or columns")
     rows = writer.table("uint8_t", f"vd_rows_{step}", nearest_indexes(in_h, out_h, align, half))
     cols = writer.table("uint8_t", f"vd_cols_{step}", nearest_indexes(in_w, out_w, align, half))
-    writer.calls.append(f"    /* {step}: RESIZE_NEAREST_NEIGHBOR {inputs.shape[1:]} -> {output.shape[1:]} */")
-    writer.calls.append(
-        f"    vd_resize_nearest({writer.at(inputs.index)}, {in_w}, {depth}, {rows}, {cols}, {out_h}, "
-        f"{out_w}, {writer.at(output.index)});"
+    writer.call(
+        step,
+        f"RESIZE_NEAREST_NEIGHBOR {inputs.shape[1:]} -> {output.shape[1:]}",
+        f"vd_resize_nearest({writer.at(inputs.index)}, {in_w}, {depth}, {rows}, {cols}, {out_h}, "
+        f"{out_w}, {writer.at(output.index)})",
     )
 
 
@@ -553,10 +563,11 @@ def _logistic(writer: _Writer, step: int, op: Op, tensors: list, output: Tensor)
     if int(output.zero_point[0]) != -128:
         raise UnsupportedModelError("an int8 LOGISTIC's output zero point must be -128")
     multiplier, shift, radius = logistic_parameters(inputs)
-    writer.calls.append(f"    /* {step}: LOGISTIC */")
-    writer.calls.append(
-        f"    vd_logistic({writer.at(inputs.index)}, {inputs.size}, {int(inputs.zero_point[0])}, {radius}, "
-        f"{multiplier}, {shift}, {writer.at(output.index)});"
+    writer.call(
+        step,
+        "LOGISTIC",
+        f"vd_logistic({writer.at(inputs.index)}, {inputs.size}, {int(inputs.zero_point[0])}, {radius}, "
+        f"{multiplier}, {shift}, {writer.at(output.index)})",
     )
 
 
@@ -565,10 +576,11 @@ def _quantize(writer: _Writer, step: int, op: Op, tensors: list, output: Tensor)
     if inputs.type != _INT8:
         raise UnsupportedModelError("QUANTIZE from a non-int8 tensor is not supported")
     multiplier, shift = quantize_multiplier(float(inputs.scale[0]) / float(output.scale[0]))
-    writer.calls.append(f"    /* {step}: QUANTIZE (requantize int8) */")
-    writer.calls.append(
-        f"    vd_requantize({writer.at(inputs.index)}, {inputs.size}, {int(inputs.zero_point[0])}, "
-        f"{multiplier}, {shift}, {int(output.zero_point[0])}, {writer.at(output.index)});"
+    writer.call(
+        step,
+        "QUANTIZE (requantize int8)",
+        f"vd_requantize({writer.at(inputs.index)}, {inputs.size}, {int(inputs.zero_point[0])}, "
+        f"{multiplier}, {shift}, {int(output.zero_point[0])}, {writer.at(output.index)})",
     )
 
 

@@ -323,6 +323,25 @@ def _renamed(entry: ModelFile, name: str) -> ModelFile:
     return replace(entry, path=name)
 
 
+def refresh_sources(directory: Path, sources: dict[str, str]) -> None:
+    """Rewrite the C sources of a `vae-export c` directory and their manifest entries (after a change
+    to the templates; the model and prior stay), each file through a temporary one renamed into place."""
+    manifest = read_micro_manifest(directory)
+    entries = {entry["path"]: entry for entry in manifest["files"]}
+    for name, text in sources.items():
+        _replace(directory / name, text.encode())
+        entries[name] = _file_entry(name, text.encode())
+    manifest["files"] = [entries[name] for name in sorted(entries)]
+    _replace(directory / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+
+
+def _replace(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.write_bytes(content)
+    temporary.replace(path)
+
+
 def _check_replaceable(out: Path, force: bool) -> None:
     if not out.exists() or not any(out.iterdir()) or force:
         return
