@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from vae_runtime.bundle import sha256_hex
 from vae_runtime.errors import VaeDigitsError
-from vae_runtime.manifest import sha256_hex
 from vae_runtime.prior import Prior
 
 PIXELS = 784

@@ -14,7 +14,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +27,9 @@ from vae_export.c_code import (
     read_micro_model,
     static_bytes,
 )
+from vae_runtime.bundle import read_manifest, sha256_hex, verified_path
 from vae_runtime.errors import VaeDigitsError, WorkError
-from vae_runtime.manifest import (
-    MANIFEST,
-    MAX_TEMPERATURE,
-    ModelFile,
-    read_manifest,
-    sha256_hex,
-    verified_path,
-)
+from vae_runtime.manifest import MANIFEST, MAX_TEMPERATURE, ModelFile
 from vae_runtime.prior import Prior
 
 MICRO_FILE = "decoder.micro.tflite"
@@ -318,8 +312,6 @@ def read_micro_manifest(directory: Path) -> dict:
 
 
 def _renamed(entry: ModelFile, name: str) -> ModelFile:
-    from dataclasses import replace
-
     return replace(entry, path=name)
 
 

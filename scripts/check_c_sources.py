@@ -17,8 +17,9 @@ from pathlib import Path
 
 from vae_export.c_code import CInfo, c_sources
 from vae_export.micro import MICRO_FILE, PRIOR_FILE, read_micro_manifest, refresh_sources
+from vae_runtime.bundle import read_manifest, sha256_hex
 from vae_runtime.errors import VaeDigitsError
-from vae_runtime.manifest import MANIFEST, read_manifest, sha256_hex
+from vae_runtime.manifest import MANIFEST
 from vae_runtime.prior import Prior
 
 ROOT = Path(__file__).resolve().parent.parent
