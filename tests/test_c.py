@@ -188,12 +188,15 @@ def test_an_upsample_and_convolution_decoder_is_exact_too(tmp_path):
     keras.utils.set_random_seed(3)
     z, label = keras.Input((4,), name="z"), keras.Input((10,), name="label")
     x = keras.layers.Dense(7 * 7 * 8, activation="relu")(keras.layers.Concatenate()([z, label]))
-    x = keras.layers.UpSampling2D(2)(keras.layers.Reshape((7, 7, 8))(x))
+    # quality's upsampling decoder resizes with keras.layers.Resizing (UpSampling2D becomes TILE, which
+    # TFLM lacks)
+    x = keras.layers.Resizing(14, 14, interpolation="nearest")(keras.layers.Reshape((7, 7, 8))(x))
     x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
-    x = keras.layers.UpSampling2D(2)(x)
+    x = keras.layers.Resizing(28, 28, interpolation="nearest")(x)
     x = keras.layers.Conv2D(8, 5, strides=2, padding="same", activation="relu")(x)  # 14 x 14
-    x = keras.layers.Conv2D(4, 3, padding="valid", activation="relu")(keras.layers.UpSampling2D(2)(x))
-    image = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(keras.layers.ZeroPadding2D(1)(x))
+    x = keras.layers.Resizing(30, 30, interpolation="nearest")(x)
+    x = keras.layers.Conv2D(4, 3, padding="valid", activation="relu")(x)  # 28 x 28
+    image = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(x)
     model = keras.Model([z, label], image)
     rng = np.random.default_rng(0)
     feeds = {
