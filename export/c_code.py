@@ -231,11 +231,6 @@ def logistic_parameters(inputs: Tensor) -> tuple[int, int, int]:
     return multiplier, shift, radius
 
 
-def transpose_conv_padding(padding: int, out_size: int, filter_size: int, stride: int) -> int:
-    """ComputePaddingHeightWidth as TFLM's TRANSPOSE_CONV calls it: on the output's size."""
-    return _padding(padding, out_size, filter_size, stride, 1)
-
-
 def _padding(padding: int, in_size: int, filter_size: int, stride: int, dilation: int) -> int:
     effective = (filter_size - 1) * dilation + 1
     same = padding == 0
@@ -499,45 +494,46 @@ def _conv_struct(
 
 
 def _transpose_conv(writer: _Writer, step: int, op: Op, tensors: list, output: Tensor) -> None:
-    weights, inputs = tensors[1], tensors[2]
     bias = tensors[3] if len(tensors) > 3 else None
-    options = op.options
-    _, out_h, out_w, _ = output.shape
-    geometry = {
-        "stride_h": options["strideH"],
-        "stride_w": options["strideW"],
-        "dilation_h": 1,
-        "dilation_w": 1,
-        "pad_h": transpose_conv_padding(options["padding"], out_h, weights.shape[1], options["strideH"]),
-        "pad_w": transpose_conv_padding(options["padding"], out_w, weights.shape[2], options["strideW"]),
-    }
-    name = _conv_struct(writer, step, op, inputs, weights, bias, output, geometry)
-    writer.call(
-        step,
-        f"TRANSPOSE_CONV {inputs.shape[1:]} -> {output.shape[1:]}",
-        f"vd_transpose_conv(&{name}, {writer.at(inputs.index)}, {writer.at(output.index)})",
+    # TFLM pads a transposed convolution as the convolution from its output back to its input
+    _convolution(
+        writer, step, op, (tensors[2], tensors[1], bias), output, output, (1, 1), "vd_transpose_conv"
     )
 
 
 def _conv2d(writer: _Writer, step: int, op: Op, tensors: list, output: Tensor) -> None:
-    inputs, weights = tensors[0], tensors[1]
     bias = tensors[2] if len(tensors) > 2 else None
+    dilation = (op.options.get("dilationHFactor", 1), op.options.get("dilationWFactor", 1))
+    _convolution(writer, step, op, (tensors[0], tensors[1], bias), output, tensors[0], dilation, "vd_conv2d")
+
+
+def _convolution(
+    writer: _Writer,
+    step: int,
+    op: Op,
+    operands: tuple,
+    output: Tensor,
+    padded: Tensor,
+    dilation: tuple[int, int],
+    function: str,
+) -> None:
+    """A convolution's struct and call; `padded` is the tensor TFLM computes the padding on."""
+    inputs, weights, bias = operands
     options = op.options
-    _, in_h, in_w, _ = inputs.shape
-    dilation_h, dilation_w = options.get("dilationHFactor", 1), options.get("dilationWFactor", 1)
+    _, height, width, _ = padded.shape
     geometry = {
         "stride_h": options["strideH"],
         "stride_w": options["strideW"],
-        "dilation_h": dilation_h,
-        "dilation_w": dilation_w,
-        "pad_h": _padding(options["padding"], in_h, weights.shape[1], options["strideH"], dilation_h),
-        "pad_w": _padding(options["padding"], in_w, weights.shape[2], options["strideW"], dilation_w),
+        "dilation_h": dilation[0],
+        "dilation_w": dilation[1],
+        "pad_h": _padding(options["padding"], height, weights.shape[1], options["strideH"], dilation[0]),
+        "pad_w": _padding(options["padding"], width, weights.shape[2], options["strideW"], dilation[1]),
     }
     name = _conv_struct(writer, step, op, inputs, weights, bias, output, geometry)
     writer.call(
         step,
-        f"CONV_2D {inputs.shape[1:]} -> {output.shape[1:]}",
-        f"vd_conv2d(&{name}, {writer.at(inputs.index)}, {writer.at(output.index)})",
+        f"{op.name} {inputs.shape[1:]} -> {output.shape[1:]}",
+        f"{function}(&{name}, {writer.at(inputs.index)}, {writer.at(output.index)})",
     )
 
 
