@@ -83,7 +83,7 @@ def prior_bundle(tmp_path_factory, cvae_run) -> Path:
     from vae_export.pipeline import export
 
     out = tmp_path_factory.mktemp("bundles") / "cvae-prior"
-    export(cvae_run, out, [OnnxFormat()], report=lambda line: None, data=str(DATA), prior=3, temperature=0.9)
+    export(cvae_run, out, [OnnxFormat()], data=str(DATA), prior=3, temperature=0.9)
     return out
 
 
