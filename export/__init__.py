@@ -1,8 +1,9 @@
 """vae_export: a trained vae-train run -> a validated, self-describing model bundle.
 
 `export_bundle` does what `vae-export` does (formats, variants, prior, temperature, `only`), reporting
-progress through a callback; `export_onnx` and `export_tflite` export one format. They load TensorFlow
-on first use, so `vae-export --help` stays fast.
+progress through a callback; `export_onnx` and `export_tflite` export one format; `export_c` writes the
+C library for microcontrollers (`vae-export c`). They load TensorFlow on first use, so `vae-export
+--help` stays fast.
 
 Example:
     >>> from vae_export import export_bundle
@@ -11,8 +12,14 @@ Example:
 
 from importlib import import_module
 
-__all__ = ["ExportStep", "export_bundle", "export_onnx", "export_tflite"]
-_HOMES = {"ExportStep": "pipeline", "export_bundle": "api", "export_onnx": "onnx", "export_tflite": "tflite"}
+__all__ = ["ExportStep", "export_bundle", "export_c", "export_onnx", "export_tflite"]
+_HOMES = {
+    "ExportStep": "pipeline",
+    "export_bundle": "api",
+    "export_c": "micro",
+    "export_onnx": "onnx",
+    "export_tflite": "tflite",
+}
 
 
 def __getattr__(name: str):

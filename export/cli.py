@@ -136,6 +136,35 @@ def all_formats(
     _export(run_dir, out, chosen, atol, force, data, prior, temperature, only)
 
 
+@app.command("c", epilog="[b]Example[/b]  vae-export c runs/cvae-16d --bundle bundles/cvae-16d --out c")
+def c_library(
+    run_dir: RunDir,
+    out: Out,
+    bundle: Annotated[
+        Path,
+        typer.Option(metavar="DIR", help="The run's exported bundle: its labels, prior and temperature.",
+                     show_default=False),
+    ],
+    max_ram: Annotated[
+        int | None,
+        typer.Option(parser=integer(1024, 1 << 30), metavar="BYTES",
+                     help="Fail when the C library needs more static RAM.", show_default=False),
+    ] = None,
+    force: ForceBundle = False,
+    data: Data = None,
+) -> None:
+    """decoder.micro.tflite (int8, batch 1, checked in TFLM) and a C99 library, CLI and Cortex-M4 firmware
+    generated from it (docs/c.md)."""
+    from vae_train.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from vae_export.micro import export_c
+
+    manifest = export_c(run_dir, bundle, out, data=str(data) if data else None, max_ram=max_ram, force=force)
+    print(f"wrote {len(manifest['files'])} files to {out}: C static RAM {manifest['c_static_bytes']} bytes, "
+          f"TFLM arena {manifest['arena_bytes']} bytes")
+
+
 def _modes(quantize) -> tuple[str, ...]:
     return tuple(dict.fromkeys(mode.value for mode in quantize or () if mode.value != "none"))
 

@@ -36,6 +36,8 @@ vae-export all runs/pretrained-cvae --out runtime/bundles/cvae --force --data "$
 vae-export all runs/pretrained-vae --out runtime/bundles/vae --force --data "$data"
 vae-export all runs/cvae-16d --out runtime/bundles/cvae-16d --force --data "$data" --prior 10 --temperature 0.8 \
   --only encoder.onnx,decoder.onnx,decoder.tflite,decoder.int8.tflite,encoder.int8.tflite
+# the C library for microcontrollers (docs/c.md), kept in c/ and checked against this bundle in CI
+vae-export c runs/cvae-16d --bundle runtime/bundles/cvae-16d --out c --force --data "$data"
 vae-export all runs/cvae-hq --out bench/bundles/cvae-hq --force --data "$data" --prior 10 --temperature 0.7
 [ -f runs/classifier/classifier.onnx ] || vae-train classifier --data "$data" --out runs/classifier --epochs 3
 cp runs/classifier/classifier.onnx runtime/bundles/classifier.onnx
