@@ -445,7 +445,7 @@ def test_an_edited_source_fails_the_check(tmp_path):
 
 @pytest.mark.skipif(not SHIPPED.is_dir(), reason="no c/ in this checkout")
 def test_shipped_library_draws_legible_digits(tmp_path):
-    from vae_runtime.generator import default_bundle
+    from vae_runtime.bundle import embedded_bundle
     from vae_runtime.tools.evaluate import Judge, find_classifier
 
     build(SHIPPED, tmp_path)
@@ -460,5 +460,5 @@ def test_shipped_library_draws_legible_digits(tmp_path):
             for label in range(10)
         ]
     )
-    _, predicted = Judge(find_classifier(default_bundle()))(digits)
+    _, predicted = Judge(find_classifier(embedded_bundle()))(digits)
     assert (predicted == labels).mean() >= 0.99
