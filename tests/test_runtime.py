@@ -263,6 +263,7 @@ def test_import_is_light():
 
 def test_tflite_missing_gives_the_install_hint(monkeypatch, bundle_copy):
     monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime", None)
     with pytest.raises(VaeDigitsError, match=r'pip install "vae-digits\[tflite\]"'):
         Generator.load(bundle_copy, backend="tflite")
 
@@ -281,7 +282,12 @@ def shipped_variants():
 
 @pytest.mark.parametrize(("backend", "precision"), shipped_variants())
 def test_shipped_variants_stay_within_their_bound(generator, backend, precision):
-    variant = Generator.load("cvae", backend=backend, precision=precision)
+    try:
+        variant = Generator.load("cvae", backend=backend, precision=precision)
+    except BundleError as error:  # tflite-runtime 2.14 and the dynamic-range files: tests/test_engines.py
+        if "needs a newer TFLite interpreter" not in str(error):
+            raise
+        pytest.skip(str(error))
     assert variant.files["decoder"].precision == precision
     z = np.random.default_rng(2).standard_normal((200, 2))
     labels = np.arange(200) % 10
