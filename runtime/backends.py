@@ -118,8 +118,9 @@ OLD_INTERPRETER = "Didn't find op for builtin opcode"
 def _tflite_load_error(path: Path, error: Exception) -> str:
     reason = first_line(error)
     if OLD_INTERPRETER in reason:
+        first_sentence = reason.split(". ")[0].rstrip(".")
         return (
-            f"{path.name} needs a newer TFLite interpreter than {tflite_engine()} ({reason.rstrip('.')}): "
+            f"{path.name} needs a newer TFLite interpreter than {tflite_engine()} ({first_sentence}): "
             f"choose another precision, or install ai-edge-litert where it has wheels"
         )
     return f"cannot load {path.name} with {tflite_engine()} ({reason})"
