@@ -63,6 +63,10 @@ tests=("$@")
   --deselect=tests/test_runtime.py::test_8_threads_x_200_calls_equal_serial_results)
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, chroot and binfmt_misc need it)"
 
+# .ci/run checks both architectures at once: the machine-wide steps (apt, binfmt_misc, the wheel's build
+# in the source tree) take turns through this lock
+exec {setup}> /tmp/vae-digits-check-arm.lock
+flock "$setup"
 say "host tools: qemu-user-static, binfmt-support, debootstrap"
 if ! command -v "qemu-$QEMU-static" debootstrap update-binfmts >/dev/null; then
   apt-get -o DPkg::Lock::Timeout=600 update -qq
@@ -72,6 +76,7 @@ fi
 [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 update-binfmts --enable "qemu-$QEMU" 2>/dev/null || true  # fails when it is enabled already
 grep -qx enabled "/proc/sys/fs/binfmt_misc/qemu-$QEMU" || die "binfmt_misc did not enable qemu-$QEMU"
+flock -u "$setup"
 
 say "$ARCH Debian root"
 # the Debian mirror apt uses here (deb822 sources or sources.list), else the default one
@@ -102,7 +107,7 @@ cleanup() {
 trap cleanup EXIT
 
 say "wheel"
-python3 -m pip wheel . --no-deps -q -w "$work/dist"
+flock "$setup" python3 -m pip wheel . --no-deps -q -w "$work/dist"
 wheel=$(basename "$work"/dist/vae_digits-*.whl)
 rm -rf "${root:?}$inside" && mkdir -p "$root$inside"
 cp "$work/dist/$wheel" "$root$inside/"
