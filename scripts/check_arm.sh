@@ -15,7 +15,7 @@
 # stays in it, so a second run downloads no wheel again.
 #
 # Usage: scripts/check_arm.sh arm64|armhf [TEST_FILE...]
-#   (default tests: tests/test_runtime.py tests/test_prior.py, less one stress test)
+#   (default tests: those marked numeric in tests/test_runtime.py, test_prior.py and test_engines.py)
 # Env: ARM_DIGITS (digits per vae-generate call, default 200), ARM_EVAL_PER_LABEL (default 100),
 # ARM_CPU (QEMU's CPU model, default cortex-a72 on arm64, cortex-a7 on armhf).
 set -Eeuo pipefail  # -E: the ERR trap names the failed step inside functions too
@@ -37,13 +37,13 @@ INCLUDE=python3,python3-venv,ca-certificates
 case $ARCH in
   arm64)
     QEMU=aarch64 MACHINE=aarch64 CPU=${ARM_CPU:-cortex-a72} VENV_OPTIONS=() TO_INSTALL="[tflite]"
-    BACKENDS=onnx,tflite COMPARE_OPTIONS=() ENGINE_TESTS="" ;;
+    BACKENDS=onnx,tflite COMPARE_OPTIONS=() ;;
   armhf)
     QEMU=arm MACHINE=armv7l CPU=${ARM_CPU:-cortex-a7} VENV_OPTIONS=(--system-site-packages) TO_INSTALL=""
     INCLUDE=$INCLUDE,python3-numpy,python3-pil
     # tflite-runtime 2.14 has no kernel for the FULLY_CONNECTED version of the dynamic-range files, and its
     # armv7l wheel applies no XNNPACK (its own NEON kernels; also under a Pi's /proc/cpuinfo)
-    BACKENDS=tflite COMPARE_OPTIONS=(--may-not-run dynamic --without-xnnpack) ENGINE_TESTS=yes ;;
+    BACKENDS=tflite COMPARE_OPTIONS=(--may-not-run dynamic --without-xnnpack) ;;
   *) echo "usage: scripts/check_arm.sh arm64|armhf [TEST_FILE...]" >&2; exit 2 ;;
 esac
 shift
@@ -52,17 +52,12 @@ DIGITS=${ARM_DIGITS:-200}
 PER_LABEL=${ARM_EVAL_PER_LABEL:-100}
 EVAL_DATA=tests/data/mnist_small.npz
 
-# By default the runtime tests of the numeric paths, which differ by architecture: the backends, chunking,
-# static TFLite batches, the shipped variants' bounds, the prior's sampling. The other runtime tests of
-# .ci/run (commands, bad input, fuzzing) test the same Python on any machine, .ci/run runs them on x86, and
-# under emulation each command they start costs half a minute or more. Name test files to run others.
+# By default the runtime tests marked `numeric` (tests/conftest.py): the backends, chunking, static TFLite
+# batches, the shipped variants' bounds, the prior's sampling, the interpreter's build. The other runtime
+# tests (commands, bad input, refusals, thread safety) test the same Python on any machine, .ci/run runs
+# them on x86, and under emulation they cost minutes. Name test files (and options) to run others.
 tests=("$@")
-# The 8-thread stress test checks the same Python's thread safety that x86 checks, and costs ten minutes
-# under emulation: deselected here.
-# On armhf also tests/test_engines.py: there, its test of a file newer than the interpreter runs.
-[ ${#tests[@]} -gt 0 ] || tests=(tests/test_runtime.py tests/test_prior.py
-  --deselect=tests/test_runtime.py::test_8_threads_x_200_calls_equal_serial_results
-  ${ENGINE_TESTS:+tests/test_engines.py})
+[ ${#tests[@]} -gt 0 ] || tests=(-m numeric tests/test_runtime.py tests/test_prior.py tests/test_engines.py)
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, chroot and binfmt_misc need it)"
 
 # .ci/run checks both architectures at once: the machine-wide steps (apt, binfmt_misc, the wheel's build

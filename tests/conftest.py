@@ -38,6 +38,13 @@ needs_onnxruntime = pytest.mark.skipif(not HAS_ONNXRUNTIME, reason="needs onnxru
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def pytest_configure(config):
+    # here, not in pyproject.toml: scripts/check_arm.sh runs `-m numeric` on a copy of tests/ alone
+    config.addinivalue_line(
+        "markers", "numeric: results that depend on the machine's kernels or engine build (check_arm.sh)"
+    )
+
+
 CLI_MODULES = {
     "vae-train": "vae_train.cli",
     "vae-export": "vae_export.cli",

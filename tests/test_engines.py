@@ -130,6 +130,7 @@ def test_bench_with_tflite_alone_names_what_it_did_not_time():
     assert all("pip install onnxruntime" in reason for reason in report["not_timed"].values())
 
 
+@pytest.mark.numeric  # the interpreter's build, which differs by machine
 @pytest.mark.skipif(
     not available("tflite") or not tflite_engine().startswith("tflite-runtime"),
     reason="needs tflite-runtime as the TFLite interpreter (32-bit ARM's)",

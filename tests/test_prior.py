@@ -14,6 +14,7 @@ from vae_runtime.bundle import sha256_hex
 from vae_runtime.prior import Prior
 
 
+@pytest.mark.numeric
 def test_em_recovers_a_known_mixture(rng):
     from vae_export.prior import fit_gmm
 
@@ -118,6 +119,7 @@ def test_an_unreadable_or_oversized_prior_file_is_refused(tmp_path):
         Prior.load(path, 2, ("a", "b"))
 
 
+@pytest.mark.numeric
 def test_sampling_follows_the_documented_stream(rng):
     prior = Prior.from_dict(document(scale=0.5), 2, ("a", "b"))
     eps = rng.standard_normal((20000, 2)).astype(np.float32)
@@ -128,6 +130,7 @@ def test_sampling_follows_the_documented_stream(rng):
     np.testing.assert_allclose(z, chosen[:, None] + 2.0 * 0.5 * eps, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.numeric
 def test_a_standard_normal_prior_draws_what_no_prior_draws():
     """One component N(0, I): the same digits as a bundle without a prior, for the same seed."""
     g = Generator.load("cvae")
@@ -150,6 +153,7 @@ def prior_bundle(cvae_run, tmp_path_factory):
     return out
 
 
+@pytest.mark.numeric
 @needs_tensorflow
 def test_export_writes_a_checksummed_prior_that_generate_samples(prior_bundle, mnist):
     manifest = json.loads((prior_bundle / "manifest.json").read_text())
