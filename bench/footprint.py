@@ -27,6 +27,7 @@ from pathlib import Path
 
 EVERY_VENV = ("pip", "setuptools", "_distutils_hack", "distutils-precedence.pth")
 SYSTEM_PACKAGES = ("numpy", "PIL")
+COLD_START_ARGS = ("--label", "7", "--count", "16", "--force", "--out")  # then the PNG's path
 
 
 def megabytes(*paths: Path) -> float:
@@ -96,16 +97,7 @@ def _system_packages(venv: Path, packages: Path) -> dict[str, float]:
 
 
 def _cold_start(venv: Path, out: Path, repeats: int) -> float:
-    command = [
-        str(venv / "bin" / "vae-generate"),
-        "--label",
-        "7",
-        "--count",
-        "16",
-        "--out",
-        str(out),
-        "--force",
-    ]
+    command = [str(venv / "bin" / "vae-generate"), *COLD_START_ARGS, str(out)]
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
