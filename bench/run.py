@@ -133,9 +133,9 @@ def tflite_files(bundle: Path, seconds: float) -> list[dict]:
 def xnnpack_share(path: Path) -> tuple[int, int]:
     """(ops XNNPACK runs, all ops) in the file's first signature: the nodes between the XNNPACK node's
     inputs and outputs, found by walking back from its outputs."""
-    from ai_edge_litert.interpreter import Interpreter
+    from vae_runtime.backends import tflite_interpreter
 
-    interpreter = Interpreter(model_path=str(path))
+    interpreter = tflite_interpreter().Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
     graph = interpreter._interpreter  # node lists are not public API: the benchmark may need updating
     nodes = range(graph.NumNodes())

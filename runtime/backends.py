@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,8 +17,8 @@ from vae_runtime.quiet import native_output_silenced
 
 BACKENDS = ("onnx", "tflite")
 INSTALL_HINT = {
-    "onnx": 'pip install onnxruntime (it comes with "pip install vae-digits")',
-    "tflite": 'pip install "vae-digits[tflite]" (ai-edge-litert)',
+    "onnx": 'pip install onnxruntime (it comes with "pip install vae-digits" where it has wheels)',
+    "tflite": 'pip install "vae-digits[tflite]" (ai-edge-litert), or vae-digits-lite instead of vae-digits',
 }
 
 
@@ -83,7 +84,7 @@ class TfliteModel:
                 for size, runner in self.runners.items():  # the first call allocates (and logs)
                     runner(**_zeros(runner.get_input_details(), size or 1))
         except Exception as error:  # LiteRT raises ValueError/RuntimeError with C++ text
-            raise BundleError(f"cannot load {path.name} with LiteRT ({first_line(error)})") from None
+            raise BundleError(_tflite_load_error(path, error)) from None
         runner = next(iter(self.runners.values()))
         inputs, outputs = runner.get_input_details(), runner.get_output_details()
         self.input_names = tuple(inputs)
@@ -110,6 +111,19 @@ class TfliteModel:
 
 
 STATIC_PREFIX = "batch_"
+# what an interpreter older than a file's op versions says (tflite-runtime 2.14 of the dynamic-range files)
+OLD_INTERPRETER = "Didn't find op for builtin opcode"
+
+
+def _tflite_load_error(path: Path, error: Exception) -> str:
+    reason = first_line(error)
+    if OLD_INTERPRETER in reason:
+        first_sentence = reason.split(". ")[0].rstrip(".")
+        return (
+            f"{path.name} needs a newer TFLite interpreter than {tflite_engine()} ({first_sentence}): "
+            f"choose another precision, or install ai-edge-litert where it has wheels"
+        )
+    return f"cannot load {path.name} with {tflite_engine()} ({reason})"
 
 
 def chunk_plan(rows: int, sizes: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -192,11 +206,24 @@ def _import(format: str) -> Any:  # the module of an untyped library
             import onnxruntime
 
             return onnxruntime
-        from ai_edge_litert import interpreter
-
-        return interpreter
+        return tflite_interpreter()
     except ImportError:
         raise VaeDigitsError(f"the {format} backend is not installed: {INSTALL_HINT[format]}") from None
+
+
+def tflite_interpreter() -> Any:  # the module of an untyped library
+    """The TFLite interpreter module: LiteRT's, else tflite-runtime's (the one built for 32-bit ARM)."""
+    try:
+        from ai_edge_litert import interpreter
+    except ImportError:
+        from tflite_runtime import interpreter
+    return interpreter
+
+
+def tflite_engine() -> str:
+    """The installed TFLite interpreter's package and version, e.g. "tflite-runtime 2.14.0"."""
+    package = "ai-edge-litert" if tflite_interpreter().__name__.startswith("ai_edge") else "tflite-runtime"
+    return f"{package} {metadata.version(package)}"
 
 
 def _tflite_shape(details: dict[str, Any], static: bool) -> tuple[int | str, ...]:

@@ -12,7 +12,8 @@
 # cvae-hq, the former quality model (docs/quality.md), is no longer embedded: it is built into
 # bench/bundles/ as the reference that bench/run.py --compare and bench/frontier.py measure against.
 # It also trains the MNIST classifier that vae-eval judges generated digits with
-# (runtime/bundles/classifier.onnx). An interrupted run picks up where it stopped: run the script again.
+# (runtime/bundles/classifier.onnx, and its TFLite twin for TFLite-only installs). An interrupted run
+# picks up where it stopped: run the script again.
 set -euo pipefail
 data=${1:-../shared/data/mnist.npz}
 epochs=${EPOCHS:-40}
@@ -41,3 +42,4 @@ vae-export c runs/cvae-16d --bundle runtime/bundles/cvae-16d --out c --force --d
 vae-export all runs/cvae-hq --out bench/bundles/cvae-hq --force --data "$data" --prior 10 --temperature 0.7
 [ -f runs/classifier/classifier.onnx ] || vae-train classifier --data "$data" --out runs/classifier --epochs 3
 cp runs/classifier/classifier.onnx runtime/bundles/classifier.onnx
+python scripts/classifier_tflite.py runtime/bundles/classifier.onnx runtime/bundles/classifier.tflite

@@ -26,13 +26,23 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
-HAS_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
+# a TFLite interpreter: LiteRT, or tflite-runtime (32-bit ARM's)
+HAS_LITERT = any(importlib.util.find_spec(name) for name in ("ai_edge_litert", "tflite_runtime"))
+HAS_ONNXRUNTIME = importlib.util.find_spec("onnxruntime") is not None
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 needs_tensorflow = pytest.mark.skipif(not HAS_TENSORFLOW, reason='needs "vae-digits[train]"')
 needs_litert = pytest.mark.skipif(not HAS_LITERT, reason='needs "vae-digits[tflite]"')
+needs_onnxruntime = pytest.mark.skipif(not HAS_ONNXRUNTIME, reason="needs onnxruntime")
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def pytest_configure(config):
+    # here, not in pyproject.toml: scripts/check_arm.sh runs `-m numeric` on a copy of tests/ alone
+    config.addinivalue_line(
+        "markers", "numeric: results that depend on the machine's kernels or engine build (check_arm.sh)"
+    )
 
 
 CLI_MODULES = {

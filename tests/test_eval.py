@@ -72,11 +72,11 @@ def test_mean_pairwise_distance_by_hand():
 
 
 def test_generation_quality_of_the_embedded_cvae(mnist):
-    from vae_runtime.tools.evaluate import CLASSIFIER, Judge, generation_quality
+    from vae_runtime.tools.evaluate import Judge, find_classifier, generation_quality
 
-    g = Generator.load()
+    g = Generator.load()  # the ONNX classifier where onnxruntime is installed, else its TFLite twin
     quality = generation_quality(
-        g, Judge(embedded_bundle().parent / CLASSIFIER), mnist.x_test, mnist.y_test, per_label=50, seed=0
+        g, Judge(find_classifier(g.bundle)), mnist.x_test, mnist.y_test, per_label=50, seed=0
     )
     assert set(quality["accuracy_by_label"]) == set(g.info.labels)
     assert quality["accuracy"] == pytest.approx(np.mean(list(quality["accuracy_by_label"].values())))

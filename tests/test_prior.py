@@ -14,7 +14,9 @@ from vae_runtime.bundle import sha256_hex
 from vae_runtime.prior import Prior
 
 
+@pytest.mark.numeric
 def test_em_recovers_a_known_mixture(rng):
+    pytest.importorskip("vae_export", reason="the lite install has no vae_export")
     from vae_export.prior import fit_gmm
 
     cov = np.array([[1.0, 0.8], [0.8, 1.0]])
@@ -30,6 +32,7 @@ def test_em_recovers_a_known_mixture(rng):
 
 
 def test_a_plain_vae_prior_round_trips_through_its_json(rng):
+    pytest.importorskip("vae_export", reason="the lite install has no vae_export")
     from vae_export.prior import fit_prior, prior_json
 
     z = np.concatenate([rng.normal(-3, 0.5, (500, 3)), rng.normal(3, 0.5, (500, 3))])
@@ -55,6 +58,7 @@ def test_a_plain_vae_prior_round_trips_through_its_json(rng):
     ],
 )
 def test_a_label_with_fewer_digits_than_components_is_refused(rng, labels, message):
+    pytest.importorskip("vae_export", reason="the lite install has no vae_export")
     from vae_export.prior import fit_prior
 
     with pytest.raises(VaeDigitsError, match=message):
@@ -118,6 +122,7 @@ def test_an_unreadable_or_oversized_prior_file_is_refused(tmp_path):
         Prior.load(path, 2, ("a", "b"))
 
 
+@pytest.mark.numeric
 def test_sampling_follows_the_documented_stream(rng):
     prior = Prior.from_dict(document(scale=0.5), 2, ("a", "b"))
     eps = rng.standard_normal((20000, 2)).astype(np.float32)
@@ -128,6 +133,7 @@ def test_sampling_follows_the_documented_stream(rng):
     np.testing.assert_allclose(z, chosen[:, None] + 2.0 * 0.5 * eps, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.numeric
 def test_a_standard_normal_prior_draws_what_no_prior_draws():
     """One component N(0, I): the same digits as a bundle without a prior, for the same seed."""
     g = Generator.load("cvae")
@@ -150,6 +156,7 @@ def prior_bundle(cvae_run, tmp_path_factory):
     return out
 
 
+@pytest.mark.numeric
 @needs_tensorflow
 def test_export_writes_a_checksummed_prior_that_generate_samples(prior_bundle, mnist):
     manifest = json.loads((prior_bundle / "manifest.json").read_text())

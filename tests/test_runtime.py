@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import needs_litert
+from conftest import HAS_ONNXRUNTIME, needs_litert, needs_onnxruntime
 from vae_runtime import BundleError, VaeDigitsError, stream
 from vae_runtime.bundle import embedded_bundle
 from vae_runtime.generator import Generator
@@ -29,11 +29,12 @@ def bundle_copy(tmp_path):
 def test_default_bundle_is_the_cvae(generator):
     assert generator.info.kind == "cvae" and generator.info.latent_dim == 2
     assert generator.info.labels == tuple(str(i) for i in range(10))
-    assert generator.backend == "onnx"
+    assert generator.backend == ("onnx" if HAS_ONNXRUNTIME else "tflite")  # "auto": onnxruntime if it can
     assert generator.info.training["epochs"] >= 30
     assert generator.info.training["validation"]["total_loss"] < 135
 
 
+@pytest.mark.numeric
 def test_generate_shape_dtype_and_determinism(generator):
     digits = generator.generate([7, 3], count=5, seed=42)
     assert digits.shape == (10, 28, 28) and digits.dtype == np.uint8
@@ -42,6 +43,7 @@ def test_generate_shape_dtype_and_determinism(generator):
     assert digits.max() > 128 and (digits < 30).mean() > 0.5  # white ink on black
 
 
+@pytest.mark.numeric
 def test_labels_by_name_equal_labels_by_index(generator):
     np.testing.assert_array_equal(
         generator.generate(["4", "9"], seed=1), generator.generate(np.array([4, 9]), seed=1)
@@ -53,12 +55,14 @@ def test_none_means_every_label_for_a_cvae(generator):
     np.testing.assert_array_equal(generator.label_ids(None), np.arange(10))
 
 
+@pytest.mark.numeric
 def test_temperature_scales_the_latent(generator):
     z_cold = np.zeros((4, 2), np.float32)
     cold = generator.generate(5, count=4, seed=3, temperature=1e-6)
     np.testing.assert_allclose(cold, np.rint(generator.decode(z_cold, 5) * 255), atol=1)
 
 
+@pytest.mark.numeric
 def test_decode_and_encode_round_trip(generator, mnist):
     images = mnist.x_test[:64]
     z_mean, z_log_var = generator.encode(images, mnist.y_test[:64])
@@ -74,12 +78,15 @@ def test_decode_and_encode_round_trip(generator, mnist):
     np.testing.assert_allclose(generator.encode(float_images, mnist.y_test[:64])[0], z_mean, atol=1e-5)
 
 
+@pytest.mark.numeric
 def test_large_requests_are_chunked(generator):
     many = generator.generate(1, count=2500, seed=9)
     assert many.shape == (2500, 28, 28)
     np.testing.assert_array_equal(many[:1000], generator.generate(1, count=1000, seed=9)[:1000])
 
 
+@pytest.mark.numeric
+@needs_onnxruntime
 @needs_litert
 def test_onnx_and_tflite_agree_within_one_grey_level(generator):
     lite = Generator.load("cvae", backend="tflite")
@@ -89,6 +96,7 @@ def test_onnx_and_tflite_agree_within_one_grey_level(generator):
     assert np.abs(a - b).max() <= 1
 
 
+@pytest.mark.numeric
 def test_plain_vae(vae_generator):
     assert vae_generator.info.kind == "vae"
     digits = vae_generator.generate(count=6, seed=0)
@@ -200,7 +208,7 @@ def test_declared_signature_must_match_the_model(bundle_copy):
 def test_unknown_backend_and_variant(generator):
     with pytest.raises(VaeDigitsError, match="unknown backend 'cuda'"):
         Generator.load(backend="cuda")
-    with pytest.raises(BundleError, match="has no onnx decoder of precision int4"):
+    with pytest.raises(BundleError, match=f"has no {generator.backend} decoder of precision int4"):
         Generator.load(precision="int4")
 
 
@@ -243,7 +251,9 @@ generate.app, explore.app, eval.app
 """
 
 
-@pytest.mark.parametrize("backend", ["onnx", pytest.param("tflite", marks=needs_litert)])
+@pytest.mark.parametrize(
+    "backend", [pytest.param("onnx", marks=needs_onnxruntime), pytest.param("tflite", marks=needs_litert)]
+)
 def test_runtime_never_imports_the_training_stack(backend):
     result = subprocess.run(
         [sys.executable, "-c", BLOCK_TRAINING_STACK.format(backend=backend)],
@@ -264,6 +274,7 @@ def test_import_is_light():
 
 def test_tflite_missing_gives_the_install_hint(monkeypatch, bundle_copy):
     monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime", None)
     with pytest.raises(VaeDigitsError, match=r'pip install "vae-digits\[tflite\]"'):
         Generator.load(bundle_copy, backend="tflite")
 
@@ -280,9 +291,15 @@ def shipped_variants():
     ]
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize(("backend", "precision"), shipped_variants())
 def test_shipped_variants_stay_within_their_bound(generator, backend, precision):
-    variant = Generator.load("cvae", backend=backend, precision=precision)
+    try:
+        variant = Generator.load("cvae", backend=backend, precision=precision)
+    except BundleError as error:  # tflite-runtime 2.14 and the dynamic-range files: tests/test_engines.py
+        if "needs a newer TFLite interpreter" not in str(error):
+            raise
+        pytest.skip(str(error))
     assert variant.files["decoder"].precision == precision
     z = np.random.default_rng(2).standard_normal((200, 2))
     labels = np.arange(200) % 10

@@ -34,8 +34,8 @@ def evaluate(
         Path | None,
         typer.Option(
             metavar="FILE",
-            help="classifier.onnx from `vae-train classifier` (default: the one beside the bundle, else the "
-            "embedded one).",
+            help="classifier.onnx from `vae-train classifier`, or its .tflite twin (default: the one beside "
+            "the bundle, else the embedded one).",
             show_default=False,
         ),
     ] = None,

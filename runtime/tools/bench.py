@@ -17,6 +17,7 @@ import numpy as np
 
 from vae_runtime.backends import BACKENDS, INSTALL_HINT, Model, available, open_model
 from vae_runtime.engine import best_time
+from vae_runtime.errors import BundleError
 from vae_runtime.generator import Generator
 from vae_runtime.machine import this_machine
 from vae_runtime.manifest import ROLES, ModelFile
@@ -95,7 +96,11 @@ def time_bundle(bundle: str | Path | None = None, rounds: int = 3, repeats: int 
             continue
         base = Generator.load(loaded.bundle, backend=backend) if entries else loaded
         for entry in entries:
-            model = _opened(base, entry)
+            try:
+                model = _opened(base, entry)
+            except BundleError as error:  # e.g. a file newer than the installed interpreter: say why
+                skipped[entry.path] = str(error)
+                continue
             is_decoder = entry.role == "decoder"
             generator = replace(base, decoder=model) if is_decoder else replace(base, encoder=model)
             runs |= {(entry.path, batch): _call(generator, entry.role, batch) for batch in BATCHES}

@@ -57,18 +57,22 @@ def elbo_terms(
 
 
 CLASSIFIER = "classifier.onnx"
+CLASSIFIER_TFLITE = "classifier.tflite"  # its twin (scripts/classifier_tflite.py), for TFLite-only installs
 
 
 def find_classifier(bundle: Path) -> Path:
-    """The classifier beside `bundle` (as `vae-train classifier` leaves it), else the embedded one."""
+    """The classifier beside `bundle` (as `vae-train classifier` leaves it), else the embedded one: the
+    ONNX file where onnxruntime is installed, else the TFLite one."""
+    from vae_runtime.backends import available
     from vae_runtime.bundle import embedded_bundle
 
-    beside = Path(bundle).parent / CLASSIFIER
-    return beside if beside.is_file() else embedded_bundle().parent / CLASSIFIER
+    name = CLASSIFIER if available("onnx") else CLASSIFIER_TFLITE
+    beside = Path(bundle).parent / name
+    return beside if beside.is_file() else embedded_bundle().parent / name
 
 
 class Judge:
-    """The MNIST classifier trained by `vae-train classifier`, run with onnxruntime."""
+    """The MNIST classifier trained by `vae-train classifier`: an ONNX file, or its TFLite twin."""
 
     def __init__(self, path: Path):
         from vae_runtime.backends import open_model
@@ -78,7 +82,7 @@ class Judge:
             raise BundleError(
                 f"no classifier at {path}; train one with `vae-train classifier` and pass --classifier"
             )
-        self.model = open_model(Path(path), "onnx")
+        self.model = open_model(Path(path), "tflite" if Path(path).suffix == ".tflite" else "onnx")
         if set(self.model.output_names) != {"features", "probabilities"}:
             raise BundleError(f"{path} is not a vae-digits classifier (outputs features, probabilities)")
 

@@ -1,17 +1,22 @@
-"""The two halves of scripts/check_arm64.sh, run with the python of a venv that has vae-digits[tflite].
+"""The two halves of scripts/check_arm.sh, run with the python of a venv that has the runtime.
 
-    python scripts/arm64_compare.py record DIR [--digits 200] [--per-label 100] [--data mnist.npz]
-    python scripts/arm64_compare.py compare ARM_DIR X86_DIR
+    python scripts/arm_compare.py record DIR [--digits 200] [--per-label 100] [--data mnist.npz]
+        [--backends onnx,tflite]
+    python scripts/arm_compare.py compare ARM_DIR X86_DIR [--may-not-run PRECISION,...]
 
 `record`, on the machine it runs on: `vae-generate` (seed 0) for every bundle embedded in vae_runtime, on
-each backend and every shipped decoder precision; XNNPACK's share of the ops of every TFLite file; and
-`vae-eval` of the default bundle. Into DIR: one .npy per call and record.json.
+each of `--backends` and every shipped decoder precision; XNNPACK's share of the ops of every TFLite file;
+and `vae-eval` of the default bundle. Into DIR: one .npy per call and record.json, which also lists the
+files that the installed interpreter says it cannot run, with its one-line reason.
 
-`compare` sets an aarch64 record beside an x86 one, prints a table and exits 1 with a one-line reason
-unless: fp32 digits are at most one grey level from x86's; every other precision is within its export's
-variant bounds (the manifest's parity.bounds: mean absolute difference and PSNR on [0, 1]) against the
-fp32 digits of the same machine and backend, on both machines; XNNPACK runs every op of every TFLite file
-on aarch64; and vae-eval's accuracy on generated digits is within 0.2 points of x86's.
+`compare` sets an ARM record (aarch64 or armv7l) beside an x86 one, prints a table and exits 1 with a
+one-line reason unless: the numeric packages have the same versions; fp32 digits are at most one grey
+level from x86's; every other precision is within its export's variant bounds (the manifest's
+parity.bounds: mean absolute difference and PSNR on [0, 1]) against the fp32 digits of the same machine
+and backend, on both machines; XNNPACK runs every op of every TFLite file on ARM (unless
+--without-xnnpack: tflite-runtime's armv7l wheel applies no XNNPACK); vae-eval's accuracy on
+generated digits is within 0.2 points of x86's; and only the precisions of `--may-not-run` are files
+that the interpreter cannot run.
 """
 
 from __future__ import annotations
@@ -34,7 +39,10 @@ import numpy as np
 FP32_GREY_LEVELS = 1
 ACCURACY_POINTS = 0.2
 RECORD = "record.json"
-PACKAGES = ("vae-digits", "numpy", "onnxruntime", "ai-edge-litert")
+PACKAGES = ("vae-digits", "numpy", "onnxruntime", "ai-edge-litert", "tflite-runtime")
+ARM_MACHINES = ("aarch64", "armv7l")
+# the runtime's one line for a file that the installed TFLite interpreter is too old for
+NOT_RUNNABLE = "needs a newer TFLite interpreter"
 
 
 @dataclass(frozen=True)
@@ -58,39 +66,42 @@ def embedded_bundles() -> dict[str, Path]:
     return {path.name: path for path in sorted(root.iterdir()) if (path / "manifest.json").is_file()}
 
 
-def calls(bundles: dict[str, Path]) -> list[Call]:
+def calls(bundles: dict[str, Path], backends: tuple[str, ...]) -> list[Call]:
     from vae_runtime.bundle import read_manifest
 
     found = []
     for name, path in bundles.items():
         for entry in read_manifest(path).files:
-            if entry.role == "decoder":
+            if entry.role == "decoder" and entry.format in backends:
                 bounds = entry.parity.get("bounds", {}) if entry.precision != "fp32" else {}
                 found.append(Call(name, entry.format, entry.precision, entry.path, bounds))
     return found
 
 
-def record(out: Path, digits: int, per_label: int, data: Path) -> None:
+def record(out: Path, digits: int, per_label: int, data: Path, backends: tuple[str, ...]) -> None:
     """Run every call, the XNNPACK census and vae-eval here; write the digits and record.json to `out`."""
     from vae_runtime.bundle import embedded_bundle, read_manifest
 
     out.mkdir(parents=True, exist_ok=True)
     bundles = embedded_bundles()
     bin_dir = Path(sys.executable).parent
-    timings = {}
-    for call in calls(bundles):
+    timings, not_run = {}, {}
+    for call in calls(bundles, backends):
         count = digits // max(read_manifest(bundles[call.bundle]).num_classes, 1)  # a CVAE: every label
         started = time.perf_counter()
-        _run(bin_dir / "vae-generate", "--bundle", str(bundles[call.bundle]), "--backend", call.backend,
-             "--precision", call.precision, "--count", str(count), "--seed", "0",
-             "--out", str(out / f"{call.name}.npy"))  # fmt: skip
+        try:
+            _run(bin_dir / "vae-generate", "--bundle", str(bundles[call.bundle]), "--backend", call.backend,
+                 "--precision", call.precision, "--count", str(count), "--seed", "0",
+                 "--out", str(out / f"{call.name}.npy"))  # fmt: skip
+        except NotRunnableError as reason:
+            not_run[call.name] = str(reason)
         timings[call.name] = round(time.perf_counter() - started, 1)
-        print(f"  {call.name}: {timings[call.name]} s", flush=True)
+        print(f"  {call.name}: {not_run.get(call.name, f'{timings[call.name]} s')}", flush=True)
     xnnpack = {
         f"{name}/{entry.path}": list(_xnnpack_share(path / entry.path))
         for name, path in bundles.items()
         for entry in read_manifest(path).files
-        if entry.format == "tflite"
+        if entry.format == "tflite" and "tflite" in backends
     }
     started = time.perf_counter()
     evaluated = _run(bin_dir / "vae-eval", str(embedded_bundle()), "--data", str(data),
@@ -98,8 +109,9 @@ def record(out: Path, digits: int, per_label: int, data: Path) -> None:
     timings["vae-eval"] = round(time.perf_counter() - started, 1)
     summary = {
         "machine": platform.machine(),
-        "versions": {name: metadata.version(name) for name in PACKAGES},
-        "calls": [vars(call) for call in calls(bundles)],
+        "versions": {name: metadata.version(name) for name in PACKAGES if _installed(name)},
+        "calls": [vars(call) for call in calls(bundles, backends)],
+        "not_run": not_run,
         "seconds": timings,
         "xnnpack": xnnpack,
         "eval": {key: json.loads(evaluated)[key] for key in ("digits", "total_loss", "generation")},
@@ -107,21 +119,41 @@ def record(out: Path, digits: int, per_label: int, data: Path) -> None:
     (out / RECORD).write_text(json.dumps(summary, indent=2) + "\n")
 
 
+class NotRunnableError(Exception):
+    """The installed TFLite interpreter cannot run a file (the runtime's one-line reason)."""
+
+
+def _installed(package: str) -> bool:
+    try:
+        metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def _run(*command: str | Path) -> str:
     result = subprocess.run([str(part) for part in command], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        if NOT_RUNNABLE in reason:
+            raise NotRunnableError(reason)
         name = Path(command[0]).name
-        raise SystemExit(f"arm64_compare: FAILED: {name} exited {result.returncode}: {reason}")
+        raise SystemExit(f"arm_compare: FAILED: {name} exited {result.returncode}: {reason}")
     return result.stdout
 
 
 def _xnnpack_share(path: Path) -> tuple[int, int]:
-    """bench/run.py's census of the ops that the XNNPACK delegate runs (one implementation for both)."""
+    """bench/run.py's census of the ops that the XNNPACK delegate runs (one implementation for both);
+    (0, 0) for a file that the interpreter cannot load."""
     from vae_runtime.quiet import native_output_silenced
 
-    with native_output_silenced():  # LiteRT announces its XNNPACK delegate on stderr
-        share: tuple[int, int] = _bench().xnnpack_share(path)
+    try:
+        with native_output_silenced():  # LiteRT announces its XNNPACK delegate on stderr
+            share: tuple[int, int] = _bench().xnnpack_share(path)
+    except (RuntimeError, ValueError) as error:
+        if "Didn't find op" not in str(error):
+            raise
+        return (0, 0)
     return share
 
 
@@ -134,32 +166,54 @@ def _bench() -> Any:
     return module
 
 
-def compare(arm_dir: Path, x86_dir: Path) -> list[str]:
+def compare(
+    arm_dir: Path, x86_dir: Path, may_not_run: tuple[str, ...] = (), xnnpack: bool = True
+) -> list[str]:
     """Print the comparison; return the failures, one line each."""
     arm, x86 = (json.loads((where / RECORD).read_text()) for where in (arm_dir, x86_dir))
+    machine = arm["machine"]
     failures = []
-    if arm["machine"] != "aarch64":
-        failures.append(f"the ARM record was made on {arm['machine']}, not aarch64")
-    if arm["versions"] != x86["versions"]:
-        failures.append(f"versions differ: aarch64 {arm['versions']} vs x86 {x86['versions']}")
-    print(f"versions: {', '.join(f'{k} {v}' for k, v in x86['versions'].items())}")
-    failures += _digit_table([Call(**c) for c in x86["calls"]], arm_dir, x86_dir, arm["seconds"])
-    failures += _xnnpack_table(arm["xnnpack"], x86["xnnpack"])
-    failures += _eval_table(arm["eval"], x86["eval"])
+    if machine not in ARM_MACHINES:
+        failures.append(f"the ARM record was made on {machine}, not on {' or '.join(ARM_MACHINES)}")
+    shared = {name: x86["versions"].get(name) for name in arm["versions"]}
+    if arm["versions"] != shared:
+        failures.append(f"versions differ: {machine} {arm['versions']} vs x86 {shared}")
+    print(f"versions: {', '.join(f'{k} {v}' for k, v in arm['versions'].items())}")
+    not_run = arm["not_run"] | x86["not_run"]
+    ran = [call for call in (Call(**c) for c in x86["calls"]) if call.name not in not_run]
+    failures += _digit_table(ran, arm_dir, x86_dir, arm["seconds"], machine)
+    failures += _not_run_table(arm["not_run"], x86["not_run"], may_not_run)
+    xnnpack_failures = _xnnpack_table(arm["xnnpack"], x86["xnnpack"], machine)
+    failures += xnnpack_failures if xnnpack else []
+    failures += _eval_table(arm["eval"], x86["eval"], machine)
     return failures
 
 
-def _digit_table(expected: list[Call], arm_dir: Path, x86_dir: Path, seconds: dict[str, float]) -> list[str]:
-    print(f"\n{'':<34}{'aarch64 vs x86':>17}{'mean |diff| vs fp32':>26}{'PSNR dB vs fp32':>23}")
+def _not_run_table(arm: dict[str, str], x86: dict[str, str], may_not_run: tuple[str, ...]) -> list[str]:
+    if arm or x86:
+        print("\nnot run: the installed interpreter cannot open these files")
+    failures = []
+    for name in sorted(arm.keys() | x86.keys()):
+        reason = arm.get(name) or x86[name]
+        print(f"  {name}: {reason}")
+        if name.rsplit("-", 1)[1] not in may_not_run:
+            failures.append(f"{name} did not run: {reason}")
+    return failures
+
+
+def _digit_table(
+    expected: list[Call], arm_dir: Path, x86_dir: Path, seconds: dict[str, float], machine: str
+) -> list[str]:
+    print(f"\n{'':<34}{f'{machine} vs x86':>17}{'mean |diff| vs fp32':>26}{'PSNR dB vs fp32':>23}")
     print(
         f"{'bundle':<9}{'backend':<8}{'precision':<10}{'digits':>7}{'max grey':>9}{'pixels':>8}"
-        f"{'aarch64':>10}{'x86':>8}{'bound':>7}{'aarch64':>9}{'x86':>7}{'bound':>7}{'s aarch64':>11}"
+        f"{machine:>10}{'x86':>8}{'bound':>7}{machine:>9}{'x86':>7}{'bound':>7}{f's {machine}':>11}"
     )
     failures = []
     for call in expected:
         arm, x86 = (np.load(where / f"{call.name}.npy") for where in (arm_dir, x86_dir))
         if arm.shape != x86.shape:
-            failures.append(f"{call.name}: aarch64 digits {arm.shape} vs x86 {x86.shape}")
+            failures.append(f"{call.name}: {machine} digits {arm.shape} vs x86 {x86.shape}")
             continue
         diff = np.abs(arm.astype(np.int16) - x86)
         line = f"{call.bundle:<9}{call.backend:<8}{call.precision:<10}{len(arm):>7}{diff.max():>9}"
@@ -175,10 +229,10 @@ def _digit_table(expected: list[Call], arm_dir: Path, x86_dir: Path, seconds: di
             bounds = call.bounds
             line += f"{arm_mean:>10.4f}{x86_mean:>8.4f}{bounds['mean_abs_diff']:>7g}"
             line += f"{arm_psnr:>9.1f}{x86_psnr:>7.1f}{bounds['psnr_db']:>7g}"
-            for machine, (mean, psnr) in zip(("aarch64", "x86"), figures, strict=True):
+            for where, (mean, psnr) in zip((machine, "x86"), figures, strict=True):
                 if mean > bounds["mean_abs_diff"] or psnr < bounds["psnr_db"]:
                     failures.append(
-                        f"{call.name} on {machine}: {mean:.4f} mean |diff|, {psnr:.1f} dB from fp32 "
+                        f"{call.name} on {where}: {mean:.4f} mean |diff|, {psnr:.1f} dB from fp32 "
                         f"(bounds {bounds['mean_abs_diff']}, {bounds['psnr_db']} dB)"
                     )
         print(f"{line}{seconds.get(call.name, 0):>11.0f}")
@@ -193,27 +247,30 @@ def _against_fp32(call: Call, where: Path) -> tuple[float, float]:
     return float(np.mean(np.abs(variant - fp32))), 10 * np.log10(1 / mse) if mse > 0 else float("inf")
 
 
-def _xnnpack_table(arm: dict[str, list[int]], x86: dict[str, list[int]]) -> list[str]:
-    print(f"\n{'TFLite file':<32}{'XNNPACK ops aarch64':>20}{'x86':>8}")
+def _xnnpack_table(arm: dict[str, list[int]], x86: dict[str, list[int]], machine: str) -> list[str]:
+    """The ops XNNPACK runs in each TFLite file; files that neither machine could load are left out."""
+    print(f"\n{'TFLite file':<32}{f'XNNPACK ops {machine}':>20}{'x86':>8}")
     failures = []
     for name, (delegated, total) in x86.items():
         arm_delegated, arm_total = arm.get(name, (0, 0))
+        if total == 0 and arm_total == 0:
+            continue
         print(f"{name:<32}{f'{arm_delegated}/{arm_total}':>20}{f'{delegated}/{total}':>8}")
         if arm_total == 0 or arm_delegated != arm_total:
-            failures.append(f"{name}: XNNPACK runs {arm_delegated} of {arm_total} ops on aarch64")
+            failures.append(f"{name}: XNNPACK runs {arm_delegated} of {arm_total} ops on {machine}")
     return failures
 
 
-def _eval_table(arm: dict[str, Any], x86: dict[str, Any]) -> list[str]:
+def _eval_table(arm: dict[str, Any], x86: dict[str, Any], machine: str) -> list[str]:
     accuracy = [report["generation"]["accuracy"] * 100 for report in (arm, x86)]
     generated = x86["generation"]["generated_per_label"]
     print(
         f"\nvae-eval (default bundle, {x86['digits']} test digits, {generated} generated per label): "
-        f"accuracy {accuracy[0]:.2f} % on aarch64, {accuracy[1]:.2f} % on x86; total loss "
+        f"accuracy {accuracy[0]:.2f} % on {machine}, {accuracy[1]:.2f} % on x86; total loss "
         f"{arm['total_loss']:.3f} / {x86['total_loss']:.3f} nats"
     )
     if abs(accuracy[0] - accuracy[1]) > ACCURACY_POINTS:
-        return [f"vae-eval accuracy {accuracy[0]:.2f} % on aarch64 vs {accuracy[1]:.2f} % on x86"]
+        return [f"vae-eval accuracy {accuracy[0]:.2f} % on {machine} vs {accuracy[1]:.2f} % on x86"]
     return []
 
 
@@ -225,20 +282,31 @@ def main() -> None:
     recording.add_argument("--digits", type=int, default=200, help="digits per vae-generate call")
     recording.add_argument("--per-label", type=int, default=100, help="vae-eval's generated digits per label")
     recording.add_argument("--data", type=Path, default=Path("tests/data/mnist_small.npz"))
-    comparing = commands.add_parser("compare", help="compare an aarch64 record with an x86 one")
+    recording.add_argument("--backends", type=_names, default=("onnx", "tflite"), help="e.g. onnx,tflite")
+    comparing = commands.add_parser("compare", help="compare an ARM record with an x86 one")
     comparing.add_argument("arm", type=Path)
     comparing.add_argument("x86", type=Path)
+    comparing.add_argument("--may-not-run", type=_names, default=(), help="precisions, e.g. dynamic")
+    comparing.add_argument(
+        "--without-xnnpack",
+        action="store_true",
+        help="the ARM interpreter has no XNNPACK: print, do not judge",
+    )
     args = parser.parse_args()
     if args.command == "record":
-        record(args.out, args.digits, args.per_label, args.data)
+        record(args.out, args.digits, args.per_label, args.data, args.backends)
         return
-    failures = compare(args.arm, args.x86)
+    failures = compare(args.arm, args.x86, args.may_not_run, xnnpack=not args.without_xnnpack)
     if failures:
         more = f" (and {len(failures) - 1} more above)" if len(failures) > 1 else ""
         for failure in failures:
             print(f"  failed: {failure}")
-        sys.exit(f"arm64_compare: FAILED: {failures[0]}{more}")
-    print("\naarch64 check passed")
+        sys.exit(f"arm_compare: FAILED: {failures[0]}{more}")
+    print("\nARM check passed")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name for name in text.split(",") if name)
 
 
 if __name__ == "__main__":
