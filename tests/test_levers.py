@@ -36,7 +36,7 @@ def test_the_run_records_its_levers_and_its_gaussian_loss_falls(lever_run):
 def test_the_cosine_schedule_decays_to_its_floor_over_the_run(lever_run):
     import keras
 
-    from vae_train.run import COSINE_FLOOR
+    from vae_train.config import COSINE_FLOOR
 
     out, _ = lever_run
     optimizer = keras.models.load_model(out / "model.keras").optimizer  # reloaded with its schedule

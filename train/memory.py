@@ -13,7 +13,7 @@ from vae_runtime.errors import WorkError
 from vae_train.limits import option
 
 if TYPE_CHECKING:
-    from vae_train.run import TrainConfig
+    from vae_train.config import TrainConfig
 
 MEMORY_OPTIONS = {  # what to lower when memory runs out: the weights when building, also the batch in a step
     "building the model": ("filters", "dense_units", "latent_dim"),

@@ -20,7 +20,7 @@ from vae_runtime.errors import VaeDigitsError
 from vae_runtime.fileio import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
-    from vae_train.run import TrainConfig
+    from vae_train.config import TrainConfig
 
 RUN_FORMAT = "vae-digits-run/1"
 CONFIG_FILE = "config.json"
