@@ -266,13 +266,13 @@ def out_of_memory(kind: str) -> Exception:
 )
 def test_out_of_memory_names_the_options_to_lower(tmp_path, monkeypatch, capsys, step, kind, message):
     from vae_runtime.clikit.common import main
-    from vae_train import cli, run
+    from vae_train import cli, config, run
     from vae_train.memory import OutOfMemoryError
 
     def fails(*args, **kwargs):
         raise out_of_memory(kind)
 
-    monkeypatch.setattr(run, step, fails)
+    monkeypatch.setattr(config if step == "build_model" else run, step, fails)  # where each is looked up
     with pytest.raises(OutOfMemoryError, match=message):
         run.train(run.TrainConfig(epochs=1, batch_size=32, data=str(DATA)), tmp_path / "api")
     args = ["--epochs", "1", "--batch-size", "32", "--data", str(DATA), "--out", str(tmp_path / "cli")]
