@@ -2,7 +2,10 @@
 interpreter on the same decoder.micro.tflite (the baseline) and the Python runtime's fp32 ONNX decoder,
 in interleaved rounds; then the Cortex-M4 firmware's instructions per digit under QEMU -icount.
 
-    python bench/c_library.py [--rounds 5] [--digits 40] [--no-firmware]
+    python bench/c_library.py [--rounds 5] [--digits 40] [--no-firmware] [--c-dir DIR --bundle BUNDLE]
+
+--c-dir is another `vae-export c` output (default: c/, the default bundle's library) and --bundle the
+bundle it was made from, for the Python row (default: cvae-16d).
 
 Prints the median time per digit and its ratio to TFLM, and the load average (run it on a quiet
 machine). The firmware figures need gcc-arm-none-eabi and qemu-system-arm.
@@ -27,11 +30,11 @@ from vae_export.micro import MICRO_FILE, Micro, quantize
 from vae_runtime.generator import Generator
 
 ROOT = Path(__file__).resolve().parent.parent
-C_DIR = ROOT / "c"
+C_DIR = ROOT / "c"  # the default bundle's library
 TICK_INSTRUCTIONS = 40  # -icount shift=0: 1 ns an instruction; the mps2-an386 SysTick counts at 25 MHz
 
 
-def contenders(build: Path) -> dict[str, Callable[[int], object]]:
+def contenders(c_dir: Path, bundle: str, build: Path) -> dict[str, Callable[[int], object]]:
     library = ctypes.CDLL(str(build / "libvae_digits.so"))
     library.vae_digits_generate.argtypes = [
         ctypes.c_int,
@@ -41,12 +44,13 @@ def contenders(build: Path) -> dict[str, Callable[[int], object]]:
         ctypes.c_void_p,
     ]
     image = np.zeros(784, np.uint8)
-    micro = Micro((C_DIR / MICRO_FILE).read_bytes())
-    z = quantize(np.zeros(16, np.float32), micro.inputs["z"])
-    python = Generator.load("cvae-16d", backend="onnx")
+    micro = Micro((c_dir / MICRO_FILE).read_bytes())
+    python = Generator.load(bundle, backend="onnx")
+    z = quantize(np.zeros(python.manifest.latent_dim, np.float32), micro.inputs["z"])
+    temperature = python.manifest.default_temperature
     return {
         "TFLM interpreter (baseline)": lambda i: micro.run_int8(z, i % 10),
-        "C library": lambda i: library.vae_digits_generate(i % 10, i, 0, 0.8, image.ctypes.data),
+        "C library": lambda i: library.vae_digits_generate(i % 10, i, 0, temperature, image.ctypes.data),
         "Python runtime, fp32 ONNX": lambda i: python.generate(i % 10, seed=i),
     }
 
@@ -58,10 +62,10 @@ def per_digit(run: Callable[[int], object], digits: int) -> float:
     return (time.perf_counter() - started) / digits
 
 
-def firmware(build: Path) -> str:
-    subprocess.run(["make", "-C", str(C_DIR), f"OUT={build}", "-s", "firmware"], check=True)
+def firmware(c_dir: Path, build: Path) -> str:
+    subprocess.run(["make", "-C", str(c_dir), f"OUT={build}", "-s", "firmware"], check=True)
     run = subprocess.run(
-        ["make", "-C", str(C_DIR), f"OUT={build}", "-s", "run-firmware"],
+        ["make", "-C", str(c_dir), f"OUT={build}", "-s", "run-firmware"],
         check=True,
         capture_output=True,
         text=True,
@@ -85,11 +89,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--digits", type=int, default=40)
     parser.add_argument("--no-firmware", action="store_true")
+    parser.add_argument("--c-dir", type=Path, default=C_DIR, help="a vae-export c output (default: c/)")
+    parser.add_argument("--bundle", default="cvae-16d", help="the bundle --c-dir was made from")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         build = Path(scratch)
-        subprocess.run(["make", "-C", str(C_DIR), f"OUT={build}", "-s"], check=True)
-        runs = contenders(build)
+        subprocess.run(["make", "-C", str(args.c_dir), f"OUT={build}", "-s"], check=True)
+        runs = contenders(args.c_dir, args.bundle, build)
         times: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.rounds):
             for name, run in runs.items():
@@ -101,7 +107,7 @@ def main() -> None:
             median = statistics.median(values)
             print(f"  {name:<30} {median * 1000:8.2f} ms   x{baseline / median:6.1f} vs TFLM")
         if not args.no_firmware:
-            print(firmware(build))
+            print(firmware(args.c_dir, build))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from vae_runtime.errors import BundleError, DataError, VaeDigitsError, WorkError
 
 if TYPE_CHECKING:  # type checkers see the real classes; at run time they load on first use (numpy)
-    from vae_runtime.bundle import default_bundle, embedded_bundle
+    from vae_runtime.bundle import embedded_bundle
     from vae_runtime.engine import Latents
     from vae_runtime.generator import Generator
     from vae_runtime.manifest import Manifest, ModelFile, TensorSpec
@@ -29,13 +29,11 @@ __all__ = [
     "TensorSpec",
     "VaeDigitsError",
     "WorkError",
-    "default_bundle",
     "embedded_bundle",
 ]
 _LAZY = {
     "Generator": "generator",
     "Latents": "engine",
-    "default_bundle": "bundle",
     "embedded_bundle": "bundle",
     "Manifest": "manifest",
     "ModelFile": "manifest",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,7 @@ from vae_runtime.errors import BundleError, VaeDigitsError
 from vae_runtime.manifest import MANIFEST, MAX_MANIFEST_BYTES, Manifest, ModelFile
 
 DEFAULT = "cvae-16d"  # the embedded bundle Generator.load() and every command use unless told otherwise
-EMBEDDED_BUNDLES = (DEFAULT, "cvae", "vae")  # the 16-D CVAE, and the 2-D CVAE and VAE
-DEFAULT_BUNDLES = EMBEDDED_BUNDLES  # deprecated alias of EMBEDDED_BUNDLES (0.2.0), removed in 0.4.0
+EMBEDDED_BUNDLES = (DEFAULT, "cvae-tiny", "cvae", "vae")  # the 16-D CVAEs, and the 2-D CVAE and VAE
 
 
 def embedded_bundle(name: str = DEFAULT) -> Path:
@@ -24,8 +22,9 @@ def embedded_bundle(name: str = DEFAULT) -> Path:
 
     Args:
         name: "cvae-16d" (the default: a conditional VAE with a 16-D latent and a fitted prior, the
-            best digits), "cvae" (the 2-D conditional VAE, to explore a 2-D latent) or "vae" (the
-            2-D plain VAE).
+            best digits), "cvae-tiny" (the same at half the decoder's compute, for microcontrollers
+            with 128 KB of RAM), "cvae" (the 2-D conditional VAE, to explore a 2-D latent) or "vae"
+            (the 2-D plain VAE).
 
     Returns:
         The bundle's directory inside the installed package.
@@ -40,20 +39,6 @@ def embedded_bundle(name: str = DEFAULT) -> Path:
     if name not in EMBEDDED_BUNDLES:
         raise VaeDigitsError(f"there is no embedded {name!r} bundle; choose one of {EMBEDDED_BUNDLES}")
     return Path(str(resources.files("vae_runtime") / "bundles" / name))
-
-
-def default_bundle(kind: str = DEFAULT) -> Path:
-    """Deprecated alias of `embedded_bundle` (the name said "default" of bundles that are embedded);
-    removed in 0.4.0.
-
-    Examples:
-        >>> import warnings
-        >>> with warnings.catch_warnings(action="ignore"):
-        ...     default_bundle("vae") == embedded_bundle("vae")
-        True
-    """
-    warnings.warn("default_bundle is deprecated; use embedded_bundle", DeprecationWarning, stacklevel=2)
-    return embedded_bundle(kind)
 
 
 def bundle_path(value: Any) -> Path:

@@ -19,10 +19,8 @@ from vae_runtime import inputs, stream
 from vae_runtime.backends import Model
 from vae_runtime.bundle import (
     DEFAULT,
-    DEFAULT_BUNDLES,
     EMBEDDED_BUNDLES,
     bundle_path,
-    default_bundle,
     embedded_bundle,
     read_manifest,
     verified_path,
@@ -36,13 +34,11 @@ from vae_runtime.prior import Prior
 __all__ = [  # Generator, and the names that lived here before moving to .bundle, .engine, .images, .inputs
     "BULK_ROWS",
     "DEFAULT",
-    "DEFAULT_BUNDLES",
     "EMBEDDED_BUNDLES",
     "MAX_DIGITS",
     "Generator",
     "Labels",
     "Latents",
-    "default_bundle",
     "embedded_bundle",
     "grey_levels",
 ]
@@ -56,8 +52,7 @@ class Generator:
     sessions run concurrently, a LiteRT interpreter takes one call at a time.
 
     Attributes:
-        manifest: The bundle's checked manifest (kind, latent_dim, labels, files, ...); `info` is its
-            old name, kept as an alias.
+        manifest: The bundle's checked manifest (kind, latent_dim, labels, files, ...).
         bundle: The bundle's directory.
         backend: The backend of `encoder` and `decoder`: "onnx" or "tflite".
         encoder: Images (and labels) -> {"z_mean", "z_log_var"}; opened on first use.
@@ -85,11 +80,6 @@ class Generator:
     prior: Prior | None = None
     bulk: BulkRoute | None = None
 
-    @property
-    def info(self) -> Manifest:
-        """The bundle's manifest: the old name of `manifest`, kept as an alias."""
-        return self.manifest
-
     @classmethod
     def load(
         cls,
@@ -102,7 +92,8 @@ class Generator:
 
         Args:
             bundle: A bundle directory; None for the embedded default ("cvae-16d"); "cvae-16d",
-                "cvae" or "vae" for an embedded bundle (when no directory of that name is here).
+                "cvae-tiny", "cvae" or "vae" for an embedded bundle (when no directory of that name
+                is here).
             backend: "onnx", "tflite" or "auto". "auto" runs onnxruntime (fastest for a few digits,
                 and the fastest to start), and sends requests of 128 digits or more to the bundle's
                 static-shape TFLite decoder if LiteRT is installed and that measures faster on this

@@ -78,7 +78,7 @@ def test_generation_quality_of_the_embedded_cvae(mnist):
     quality = generation_quality(
         g, Judge(find_classifier(g.bundle)), mnist.x_test, mnist.y_test, per_label=50, seed=0
     )
-    assert set(quality["accuracy_by_label"]) == set(g.info.labels)
+    assert set(quality["accuracy_by_label"]) == set(g.manifest.labels)
     assert quality["accuracy"] == pytest.approx(np.mean(list(quality["accuracy_by_label"].values())))
     assert quality["frechet_distance"] > 0 and quality["diversity_real"] > 0
 

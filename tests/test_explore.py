@@ -187,7 +187,7 @@ def hq():
 
 
 def test_the_quality_bundle_samples_its_prior_on_every_backend(hq):
-    assert hq.info.latent_dim == 16 and hq.prior is not None and hq.info.default_temperature == 0.8
+    assert hq.manifest.latent_dim == 16 and hq.prior is not None and hq.manifest.default_temperature == 0.8
     digits = hq.generate([0, 4, 9], count=8, seed=3)
     assert digits.shape == (24, 28, 28) and digits.std() > 30
     pytest.importorskip("ai_edge_litert")

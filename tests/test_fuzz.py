@@ -340,7 +340,7 @@ def test_generate_takes_anything(generator, labels, count, seed, temperature):
     except VaeDigitsError as error:
         one_line_error(error)
         return
-    used = generator.info.default_temperature if temperature is None else float(temperature)
+    used = generator.manifest.default_temperature if temperature is None else float(temperature)
     assert 0 < used <= MAX_TEMPERATURE  # beyond it z overflows float32
     assert digits.dtype == np.uint8 and digits.ndim == 3 and digits.shape[1:] == (28, 28)
 
@@ -409,7 +409,7 @@ def test_load_takes_anything(inputs, bundle, backend, precision, threads):
     except VaeDigitsError as error:
         one_line_error(error)
         return
-    assert loaded.generate(1 if loaded.info.conditional else None, seed=0).shape == (1, 28, 28)
+    assert loaded.generate(1 if loaded.manifest.conditional else None, seed=0).shape == (1, 28, 28)
 
 
 # Manifests that are well-formed, sealed, and wrong ----------------------------------------------------
@@ -492,7 +492,7 @@ def test_sealed_manifests_that_lie_are_refused(tmp_path_factory, mutations):
             one_line_error(error)
             continue
         # accepted: then it must really be what it says, and work
-        info = loaded.info
+        info = loaded.manifest
         assert info.latent_dim == 2 and info.num_classes == 10 and info.kind == "cvae"
         digits = loaded.generate(3, count=2, seed=0)
         assert digits.shape == (2, 28, 28)

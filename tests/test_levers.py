@@ -60,6 +60,18 @@ def test_the_run_exports_to_onnx_and_tflite_within_parity(lever_run, tmp_path):
     assert {f["path"] for f in checked} == expected
     for entry in checked:
         assert 0 <= entry["parity"]["max_abs_diff"] <= entry["parity"]["atol"] == 1e-4
+    # the upsampling's Resize nodes in coordinates every runtime supports: no deprecation warning on load
+    import onnx
+
+    resizes = [node for node in onnx.load(bundle / "decoder.onnx").graph.node if node.op_type == "Resize"]
+    assert len(resizes) == 2
+    for node in resizes:
+        mode = next(a.s for a in node.attribute if a.name == "coordinate_transformation_mode")
+        assert mode == b"asymmetric"
+    generated = run_cli(
+        "vae-generate", "--bundle", str(bundle), "--count", "2", "--out", str(tmp_path / "d.png")
+    )
+    assert generated.returncode == 0 and generated.stderr == "", generated.stderr
 
 
 @pytest.mark.parametrize(

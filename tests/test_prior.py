@@ -137,7 +137,7 @@ def test_sampling_follows_the_documented_stream(rng):
 def test_a_standard_normal_prior_draws_what_no_prior_draws():
     """One component N(0, I): the same digits as a bundle without a prior, for the same seed."""
     g = Generator.load("cvae")
-    labels = tuple(g.info.labels)
+    labels = tuple(g.manifest.labels)
     identity = Prior.from_dict(document(labels=labels, weights=(1.0,)), 2, labels)
     identity = Prior(identity.weights, np.zeros_like(identity.means), identity.cholesky)
     with_prior = Generator(**{**g.__dict__, "prior": identity})

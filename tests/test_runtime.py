@@ -27,11 +27,11 @@ def bundle_copy(tmp_path):
 
 
 def test_default_bundle_is_the_cvae(generator):
-    assert generator.info.kind == "cvae" and generator.info.latent_dim == 2
-    assert generator.info.labels == tuple(str(i) for i in range(10))
+    assert generator.manifest.kind == "cvae" and generator.manifest.latent_dim == 2
+    assert generator.manifest.labels == tuple(str(i) for i in range(10))
     assert generator.backend == ("onnx" if HAS_ONNXRUNTIME else "tflite")  # "auto": onnxruntime if it can
-    assert generator.info.training["epochs"] >= 30
-    assert generator.info.training["validation"]["total_loss"] < 135
+    assert generator.manifest.training["epochs"] >= 30
+    assert generator.manifest.training["validation"]["total_loss"] < 135
 
 
 @pytest.mark.numeric
@@ -98,7 +98,7 @@ def test_onnx_and_tflite_agree_within_one_grey_level(generator):
 
 @pytest.mark.numeric
 def test_plain_vae(vae_generator):
-    assert vae_generator.info.kind == "vae"
+    assert vae_generator.manifest.kind == "vae"
     digits = vae_generator.generate(count=6, seed=0)
     assert digits.shape == (6, 28, 28)
     with pytest.raises(VaeDigitsError, match="plain VAE: it takes no labels"):

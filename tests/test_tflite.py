@@ -32,7 +32,7 @@ def test_embedded_static_tflite_matches_onnx_for_any_request_size(name):
     lite, onnx = Generator.load(name, backend="tflite"), Generator.load(name, backend="onnx")
     assert lite.decoder.batch_sizes == (1, 16, 128)
     for rows in (1, 5, 16, 130):
-        z = np.random.default_rng(rows).standard_normal((rows, lite.info.latent_dim))
+        z = np.random.default_rng(rows).standard_normal((rows, lite.manifest.latent_dim))
         labels = np.arange(rows) % 10
         np.testing.assert_allclose(lite.decode(z, labels), onnx.decode(z, labels), atol=1e-5)
 

@@ -89,10 +89,11 @@ def _prior() -> dict:
 
 @pytest.fixture(scope="module")
 def site_dir(tmp_path_factory) -> Path:
-    """The site for the three embedded bundles, plus broken and prior-carrying copies of the CVAE."""
+    """The site for the four embedded bundles, plus broken and prior-carrying copies of the CVAE."""
     _needs_node_modules()
     out = tmp_path_factory.mktemp("web") / "site"
-    site.build(["cvae", "vae", "cvae-16d"], out, brotli_quality=5)  # the default, 11, takes a minute
+    # brotli quality 5: the default, 11, takes a minute
+    site.build(["cvae", "vae", "cvae-16d", "cvae-tiny"], out, brotli_quality=5)
     bundles = out / "bundles"
     tampered = _copy_bundle(bundles / "cvae", bundles / "tampered")
     model = bytearray((tampered / "decoder.onnx").read_bytes())
@@ -176,14 +177,14 @@ def _ready(page: Page) -> Page:
 # ---- the library: parity with vae_runtime ----
 
 
-@pytest.mark.parametrize("name", ["cvae-16d", "cvae", "vae"])
+@pytest.mark.parametrize("name", ["cvae-16d", "cvae-tiny", "cvae", "vae"])
 def test_page_decodes_like_vae_runtime(open_page, references, name):
     reference = references[name]
     page = _ready(open_page(f"?bundle={name}"))
     rng = np.random.default_rng(3)
-    z = rng.normal(size=(64, reference.info.latent_dim)).astype(np.float32) * 1.5
+    z = rng.normal(size=(64, reference.manifest.latent_dim)).astype(np.float32) * 1.5
     z[:2] = [[4.0] * z.shape[1], [-4.0] * z.shape[1]]  # the pad's corners and beyond
-    labels = (np.arange(64) % 10).tolist() if reference.info.conditional else None
+    labels = (np.arange(64) % 10).tolist() if reference.manifest.conditional else None
     argument = [z.tolist(), labels]
     images = np.array(page.run("([z, l]) => window.vaeDigits.decode(z, l)", argument), np.float32)
     levels = np.array(page.run("([z, l]) => window.vaeDigits.decodeLevels(z, l)", argument), np.uint8)
@@ -198,7 +199,7 @@ def test_page_encodes_like_vae_runtime(open_page, references, mnist, name):
     reference = references[name]
     page = _ready(open_page(f"?bundle={name}"))
     images, digit_labels = mnist.x_test[:32], mnist.y_test[:32].tolist()
-    labels = digit_labels if reference.info.conditional else None
+    labels = digit_labels if reference.manifest.conditional else None
     encoded = page.run("([x, l]) => window.vaeDigits.encode(x, l)", [images.reshape(-1).tolist(), labels])
     z_mean, z_log_var = reference.encode(images, labels)
     assert np.abs(np.reshape(encoded["zMean"], z_mean.shape) - z_mean).max() <= 1e-4
@@ -606,15 +607,14 @@ def test_the_built_site_holds_only_what_the_browser_uses(site_dir):
         cvae / "manifest.json"
     ).read_bytes()
     assert (site_dir / "bundles" / "cvae-16d" / "prior.json").is_file()
-    config = (
-        '<script type="application/json" id="site-config">{"bundles": ["cvae", "vae", "cvae-16d"]}</script>'
-    )
+    bundles = json.dumps({"bundles": ["cvae", "vae", "cvae-16d", "cvae-tiny"]})
+    config = f'<script type="application/json" id="site-config">{bundles}</script>'
     assert config in (site_dir / "index.html").read_text()
     assert "Cross-Origin-Embedder-Policy: require-corp" in (site_dir / "_headers").read_text()
 
 
 def test_build_writes_brotli_and_gzip_copies_of_what_compresses(site_dir):
-    built = [site_dir, *(site_dir / "bundles" / name for name in ("cvae-16d", "cvae", "vae"))]
+    built = [site_dir, *(site_dir / "bundles" / name for name in ("cvae-16d", "cvae-tiny", "cvae", "vae"))]
     originals = [p for d in built for p in d.iterdir() if p.is_file() and p.suffix not in (".br", ".gz")]
     compressible = {p for p in originals if p.suffix in site.COMPRESSIBLE}
     assert {p.name for p in compressible} >= {"index.html", "vae-digits.js", "ort-wasm-simd-threaded.wasm"}

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 
 from conftest import WEB, load_web_site, unavailable
 from vae_runtime import Generator, VaeDigitsError, stream
-from vae_runtime.bundle import embedded_bundle
+from vae_runtime.bundle import EMBEDDED_BUNDLES, embedded_bundle
 from vae_runtime.images import read_digit
 from vae_runtime.manifest import Manifest
 from vae_runtime.prior import Prior
@@ -207,7 +207,7 @@ MANIFEST_CASES: list[tuple[str, str, Change]] = [
 
 
 def test_the_embedded_manifests_pass_both(page):
-    for name in ("cvae", "vae", "cvae-16d"):
+    for name in EMBEDDED_BUNDLES:
         manifest = _manifest(name)
         Manifest.from_dict(manifest)
         assert _js(page, "lib/manifest.js", "parseManifest", manifest) is None, name

@@ -4,6 +4,7 @@ exporter (vae_export.onnx) share."""
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 
 def to_onnx(model: keras.Model, opset: int):
@@ -14,6 +15,7 @@ def to_onnx(model: keras.Model, opset: int):
     spec = [tf.TensorSpec(i.shape, tf.float32, name=i.name) for i in model.inputs]
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
     _name_batch_axis(proto)
+    _portable_nearest_resizes(proto)
     return proto
 
 
@@ -25,3 +27,30 @@ def _name_batch_axis(proto) -> None:
         for dim in tensor.type.tensor_type.shape.dim:
             if dim.dim_param in unknown:
                 dim.dim_param = "batch"
+
+
+def _portable_nearest_resizes(proto) -> None:
+    """tf2onnx writes Keras's nearest-neighbour Resizing in the `tf_half_pixel_for_nn` coordinates, deprecated
+    since opset 13 (onnxruntime warns on every load). For whole-number scales and `floor` rounding it picks
+    the same pixels as `asymmetric`, which every runtime supports: floor((x + 0.5) / s) = floor(x / s) for
+    whole x and s, since 0.5 / s < 1 / s."""
+    from onnx import numpy_helper
+
+    constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in proto.graph.initializer}
+    for node in proto.graph.node:
+        attributes = {attribute.name: attribute for attribute in node.attribute}
+        mode = attributes.get("coordinate_transformation_mode")
+        if node.op_type != "Resize" or mode is None or mode.s != b"tf_half_pixel_for_nn":
+            continue
+        scales = constants.get(node.input[2]) if len(node.input) > 2 else None
+        rounding = attributes.get("nearest_mode")
+        if (
+            attributes["mode"].s == b"nearest"
+            and rounding is not None
+            and rounding.s == b"floor"
+            and scales is not None
+            and scales.size
+            and np.all(scales >= 1)
+            and np.all(scales == np.round(scales))
+        ):
+            mode.s = b"asymmetric"

@@ -45,7 +45,7 @@ Version = Annotated[
     bool,
     typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
 ]
-BUNDLE_HELP = "Bundle directory, or an embedded bundle: cvae-16d (the default), cvae (2-D), vae."
+BUNDLE_HELP = "Bundle directory, or an embedded bundle: cvae-16d (the default), cvae-tiny, cvae (2-D), vae."
 Bundle = Annotated[Path | None, typer.Option(metavar="DIR", help=BUNDLE_HELP, show_default=False)]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing --out.")]
 
