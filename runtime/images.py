@@ -126,7 +126,7 @@ def grid_columns(per_label: int, conditional: bool) -> int:
 
 def png_bytes(image: np.ndarray) -> bytes:
     """uint8 (height, width) -> an 8-bit greyscale PNG file, written without Pillow (the lite install's is
-    optional): each row unfiltered, the rows deflated by zlib at level 3, as Pillow wrote them before."""
+    optional): each row unfiltered, deflated by zlib at level 3 (as the Pillow writer it replaces)."""
     height, width = image.shape
     rows = np.zeros((height, width + 1), np.uint8)  # each row starts with its filter type: 0, none
     rows[:, 1:] = image
