@@ -22,7 +22,7 @@ from vae_runtime.serve.process import ServeProcess
 
 # as a process without Pillow imports it: None in sys.modules fails the import
 WITHOUT_PILLOW = "import sys; sys.modules['PIL'] = None; "
-# the shapes of a row, a column, one digit, vae-generate's 16-digit grid and a CVAE's ten rows of ten
+# the shapes of a row, a column, one digit, a VAE's square grid of 16 and a CVAE's ten rows of ten
 SHAPES = [(1, 1), (1, 37), (37, 1), (28, 28), grid(np.zeros((16, 28, 28)), 4).shape,
           grid(np.zeros((100, 28, 28)), 10).shape]  # fmt: skip
 
