@@ -29,9 +29,9 @@ def pyproject(path: Path) -> dict:
     return tomllib.loads(path.read_text())
 
 
-def installed(requirements: list[str], machine: str) -> set[str]:
-    """The names of the requirements that pip installs on Linux with Python 3.11 on `machine`."""
-    environment = {"platform_machine": machine, "sys_platform": "linux", "python_version": "3.11"}
+def installed(requirements: list[str], machine: str, python: str = "3.11") -> set[str]:
+    """The names of the requirements that pip installs on Linux with `python` on `machine`."""
+    environment = {"platform_machine": machine, "sys_platform": "linux", "python_version": python}
     return {
         requirement.name
         for requirement in map(Requirement, requirements)
@@ -39,27 +39,41 @@ def installed(requirements: list[str], machine: str) -> set[str]:
     }
 
 
+def numpy_below_2(requirements: list[str], machine: str, python: str) -> bool:
+    environment = {"platform_machine": machine, "sys_platform": "linux", "python_version": python}
+    numpys = [r for r in map(Requirement, requirements) if r.name == "numpy"]
+    chosen = [r for r in numpys if r.marker is None or r.marker.evaluate(environment)]
+    assert len(chosen) == 1, (machine, python, chosen)
+    return not chosen[0].specifier.contains("2.0.0")
+
+
 # the runtime-only venvs of .ci/run run a copy of tests/ without the source tree
 needs_source = pytest.mark.skipif(not LITE.is_file(), reason="needs the source tree (lite/pyproject.toml)")
 
 
 @needs_source
-def test_engines_by_platform():
+@pytest.mark.parametrize("python", ["3.11", "3.12"])
+def test_engines_by_platform(python):
     main, lite = (pyproject(path)["project"] for path in (MAIN, LITE))
     engines = {"onnxruntime", "ai-edge-litert", "tflite-runtime"}
+    # lite on 64-bit ARM: tflite-runtime 2.14 (8 MB to LiteRT's 50) where it has wheels, Python 3.11
+    lite_aarch64 = {"tflite-runtime"} if python == "3.11" else {"ai-edge-litert"}
     expected = {
         # (vae-digits, vae-digits[tflite], vae-digits-lite)
         "x86_64": ({"onnxruntime"}, {"onnxruntime", "ai-edge-litert"}, {"ai-edge-litert"}),
-        "aarch64": ({"onnxruntime"}, {"onnxruntime", "ai-edge-litert"}, {"ai-edge-litert"}),
+        "aarch64": ({"onnxruntime"}, {"onnxruntime", "ai-edge-litert"}, lite_aarch64),
         "armv7l": ({"tflite-runtime"}, {"tflite-runtime"}, {"tflite-runtime"}),
     }
+    with_tflite = main["dependencies"] + main["optional-dependencies"]["tflite"]
     for machine in MACHINES:
         got = (
-            installed(main["dependencies"], machine) & engines,
-            installed(main["dependencies"] + main["optional-dependencies"]["tflite"], machine) & engines,
-            installed(lite["dependencies"], machine) & engines,
+            installed(main["dependencies"], machine, python) & engines,
+            installed(with_tflite, machine, python) & engines,
+            installed(lite["dependencies"], machine, python) & engines,
         )
         assert got == expected[machine], machine
+        # tflite-runtime 2.14 is built against numpy 1.x: the lite install keeps numpy below 2 beside it
+        assert numpy_below_2(lite["dependencies"], machine, python) == ("tflite-runtime" in got[2]), machine
 
 
 @needs_source
@@ -70,13 +84,23 @@ def test_lite_is_the_same_runtime_with_other_dependencies():
     runtime_scripts = {k: v for k, v in main["project"]["scripts"].items() if v.startswith("vae_runtime.")}
     assert lite["project"]["scripts"] == runtime_scripts
     extras = (main["project"]["optional-dependencies"], lite["project"]["optional-dependencies"])
-    assert extras[1] == {"serve": extras[0]["serve"]}
+    # pillow, a dependency of the main package, is lite's images extra: the lite install writes PNGs
+    # without it and needs it only to read images
+    pillow = [r for r in main["project"]["dependencies"] if Requirement(r).name == "pillow"]
+    assert extras[1] == {"serve": extras[0]["serve"], "images": pillow}
     setuptools = (main["tool"]["setuptools"], lite["tool"]["setuptools"])
     assert setuptools[1]["packages"] == [p for p in setuptools[0]["packages"] if p.startswith("vae_runtime")]
     assert setuptools[1]["package-data"] == {"vae_runtime": setuptools[0]["package-data"]["vae_runtime"]}
     assert (LITE.parent / setuptools[1]["package-dir"]["vae_runtime"]).resolve() == ROOT / "runtime"
-    others = {r for r in main["project"]["dependencies"] if Requirement(r).name != "onnxruntime"}
-    assert others <= set(lite["project"]["dependencies"])
+    dependencies = (main["project"]["dependencies"], lite["project"]["dependencies"])
+    for machine in MACHINES:  # where main installs a dependency but onnxruntime and pillow, lite does too
+        for python in ("3.11", "3.12"):
+            wanted = installed(dependencies[0], machine, python) - {"onnxruntime", "pillow"}
+            assert wanted <= installed(dependencies[1], machine, python), (machine, python)
+    lite_requirements = [Requirement(r) for r in dependencies[1]]
+    for requirement in map(Requirement, dependencies[0]):  # at main's versions (lite may bound numpy below 2)
+        for same in (r for r in lite_requirements if r.name == requirement.name):
+            assert set(requirement.specifier) <= set(same.specifier), same
 
 
 def alone(engine: str, command: str, *args: str) -> subprocess.CompletedProcess:
