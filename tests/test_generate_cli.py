@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import HAS_TENSORFLOW, run_cli
-from vae_runtime.bundle import embedded_bundle
+from vae_runtime.bundle import embedded_bundle, read_manifest
 from vae_runtime.generator import Generator
 from vae_runtime.images import grid
 
@@ -72,7 +72,8 @@ def test_embedded_bundles_by_name(tmp_path):
     assert "prior.json" not in result.stdout
     result = run_cli("vae-generate", "--bundle", "cvae-16d", "--info", cwd=tmp_path)
     assert "kind        cvae, latent_dim 16" in result.stdout
-    assert "per-label Gaussian mixture (prior.json), temperature 0.8" in result.stdout
+    temperature = read_manifest(embedded_bundle("cvae-16d")).default_temperature
+    assert f"per-label Gaussian mixture (prior.json), temperature {temperature:g}" in result.stdout
     (tmp_path / "cvae-16d").mkdir()  # a directory of that name wins over the embedded bundle
     assert "has no manifest.json" in run_cli("vae-generate", "--bundle", "cvae-16d", cwd=tmp_path).stderr
 

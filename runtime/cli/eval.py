@@ -71,7 +71,8 @@ def evaluate(
     g = Generator.load(bundle)
     judge = Judge(classifier or find_classifier(g.bundle)) if g.manifest.conditional else None
     mnist = load_mnist_anywhere(data)
-    beta = float(g.manifest.training.get("config", {}).get("beta", 1.0))
+    trained_with = g.manifest.training.get("config", {})
+    beta = float(trained_with.get("beta", 1.0))
     temperature = g.manifest.default_temperature if temperature is None else temperature  # reported
     steps = 1 + (g.manifest.num_classes + 2 if judge else 0)
     with Progress(steps, "evaluating", stream=typer.get_text_stream("stderr")) as bar:
@@ -80,6 +81,7 @@ def evaluate(
             "kind": g.manifest.kind,
             "data": mnist.provenance,
             **elbo_terms(g, mnist.x_test, mnist.y_test, seed=seed, beta=beta),
+            "training_likelihood": trained_with.get("likelihood", "bernoulli"),
             "training_validation": g.manifest.training.get("validation", {}),
         }
         bar.advance()
@@ -139,17 +141,22 @@ def _quality_lines(quality: dict[str, Any], heading: str) -> str:
 
 
 def _table(report: dict[str, Any]) -> str:
-    trained = report["training_validation"]
+    # a sigma-VAE's training losses are Gaussian ones: beside the runtime's Bernoulli losses they mislead
+    bernoulli = report["training_likelihood"] == "bernoulli"
+    trained = report["training_validation"] if bernoulli else {}
     lines = [
         f"{report['kind']} bundle {report['bundle']} on {report['digits']:,} test digits "
         f"({report['data']['name']})",
-        f"{'loss (nats/digit)':<22}{'runtime':>10}{'training':>10}",
+        f"{'loss (nats/digit)':<22}{'runtime':>10}" + (f"{'training':>10}" if trained else ""),
     ]
     for name in ("reconstruction_loss", "kl_loss", "total_loss", "elbo_loss"):
         before = f"{trained[name]:>10.2f}" if name in trained else ""
         lines.append(f"{name:<22}{report[name]:>10.2f}{before}")
     lines.append(
         "(total_loss = reconstruction + beta * KL, what training minimised; elbo_loss = the negative ELBO)"
+        if bernoulli
+        else "(Bernoulli losses; this bundle trained on a Gaussian likelihood, whose losses are not shown: "
+        "total_loss = reconstruction + beta * KL; elbo_loss = the negative ELBO)"
     )
     quality = report.get("generation")
     if quality:
