@@ -205,7 +205,8 @@ def test_explore_moves_any_two_of_a_large_latent_and_projects_clusters(tmp_path,
     z = np.zeros((1, 16), np.float32)
     z[0, 3], z[0, 11] = -2.0, 2.0  # the top-left tile
     expected = np.rint(hq.decode(z, 2)[0] * 255).astype(np.uint8)
-    np.testing.assert_array_equal(image[:28, :28], expected)
+    # within a grey level: a grid's batch and a single digit may take different static TFLite signatures
+    assert np.abs(image[:28, :28].astype(int) - expected.astype(int)).max() <= 1
     result = run_cli(
         "vae-explore",
         "grid",
