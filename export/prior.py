@@ -80,8 +80,10 @@ def prior_json(prior: Prior, labels: tuple[str, ...], fitted_on: dict) -> dict:
 
 def _float32_lists(values: np.ndarray) -> list:
     """Nested lists of `values` at float32 precision, each number in its shortest form: the runtime
-    samples in float32, and float64's digits would double the file for nothing."""
-    return np.vectorize(lambda v: float(str(np.float32(v))), otypes=[object])(values).tolist()
+    samples in float32, and float64's digits would double the file for nothing. Zeros (the Cholesky
+    factors' upper triangles, a third of a 16-D prior's numbers) are written as 0, not 0.0."""
+    shortest = np.vectorize(lambda v: 0 if v == 0 else float(str(np.float32(v))), otypes=[object])
+    return shortest(values).tolist()
 
 
 def _kmeans(x: np.ndarray, components: int, rng: np.random.Generator, rounds: int = 25) -> np.ndarray:

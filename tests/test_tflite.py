@@ -73,7 +73,7 @@ def test_auto_sends_bulk_requests_to_the_backend_that_measured_faster(lite_secon
 
 @needs_litert
 def test_auto_opens_litert_only_for_a_bulk_request():
-    auto = Generator.load("cvae")  # a bundle with an fp32 TFLite decoder, which the bulk route needs
+    auto = Generator.load()
     assert "bulk" in auto.files and auto.bulk.model._model is None
     auto.generate(3, count=4, seed=0)
     assert auto.bulk.model._model is None  # a small request never opened the TFLite file
