@@ -244,11 +244,8 @@ def _digit_table(
 
 
 def _against_fp32(call: Call, where: Path) -> tuple[float, float]:
-    """Mean absolute difference and PSNR (dB) of a variant's digits against the fp32 ones, on [0, 1]: the
-    same backend's, or the ONNX file's for a bundle that ships no fp32 file of that backend."""
-    same_backend = where / f"{call.bundle}-{call.backend}-fp32.npy"
-    fp32_path = same_backend if same_backend.is_file() else where / f"{call.bundle}-onnx-fp32.npy"
-    fp32 = np.load(fp32_path).astype(np.float64) / 255
+    """Mean absolute difference and PSNR (dB) of a variant's digits against the fp32 ones, on [0, 1]."""
+    fp32 = np.load(where / f"{call.bundle}-{call.backend}-fp32.npy").astype(np.float64) / 255
     variant = np.load(where / f"{call.name}.npy").astype(np.float64) / 255
     mse = float(np.mean((variant - fp32) ** 2))
     return float(np.mean(np.abs(variant - fp32))), 10 * np.log10(1 / mse) if mse > 0 else float("inf")
